@@ -1,0 +1,50 @@
+# One place that knows how to build the environment; README's quick start and CI call these targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export WANDB_MODE ?= offline
+export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := false
+
+.PHONY: venv demo test test-slow test-all bench lint clean
+
+venv: $(STAMP)
+
+# torch first (local wheels), then sam2 without build isolation (its isolated build would pull a second
+# multi-GB torch and its CUDA extension is optional), then the project; finally make sure exactly one cv2
+# build is present: ultralytics and trackeval pull in opencv-python, and a stray headless copy shares its
+# cv2 folder.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	SAM2_BUILD_CUDA=0 SAM2_BUILD_ALLOW_ERRORS=1 $(PIP) install -q --no-build-isolation sam2
+	$(PIP) install -q -e '.[dev]'
+	$(PY) scripts/fix_opencv.py
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/samqa-study-demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+bench: $(STAMP)
+	$(PY) scripts/bench_io.py --out outputs/bench_io.json
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests scripts
+
+clean:
+	rm -rf $(VENV) outputs/*/ .pytest_cache

@@ -1,0 +1,163 @@
+"""Lazy frame sources (an mp4 or an ``img1/`` folder) and an atomic video writer, on OpenCV.
+
+Frames are decoded one at a time and never kept: memory does not grow with the video's length.
+Frames are BGR ``uint8`` arrays (OpenCV's order); indices are 0-based, MOT frame numbers 1-based.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from samqa_framework.utils.errors import DataFormatError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+class FrameSource(Protocol):
+    path: Path
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+    def read(self, index: int) -> np.ndarray: ...
+    def iter_range(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]: ...
+
+
+class VideoReader:
+    """Frames ``start .. start+length`` of a video file, decoded on demand."""
+
+    def __init__(self, path: str | os.PathLike[str], start: int = 0, length: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataFormatError(self.path, "video file not found")
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if not cap.isOpened():
+                raise DataFormatError(self.path, "cannot open video (unreadable or not a video)")
+            total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
+            ok, _ = cap.read()
+            if not ok or total <= 0 or self.width <= 0:
+                raise DataFormatError(self.path, "video has no decodable frame")
+        finally:
+            cap.release()
+        if start < 0 or start >= total:
+            raise DataFormatError(self.path, f"start frame {start} is outside the video's {total} frames")
+        self.start = start
+        self.num_frames = total - start if length is None else min(length, total - start)
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.iter_range()
+
+    def iter_range(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
+        stop = self.num_frames if stop is None else min(stop, self.num_frames)
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if self.start + start:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, self.start + start)
+            for i in range(start, stop):
+                if (i - start) % step == 0:
+                    ok, frame = cap.read()
+                else:
+                    ok = cap.grab()
+                    frame = None
+                if not ok:
+                    raise DataFormatError(self.path, f"frame {i + 1} cannot be decoded: the video is truncated "
+                                          f"or corrupt (expected {self.num_frames} frames)")
+                if frame is not None:
+                    yield frame
+        finally:
+            cap.release()
+
+    def read(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f"{self.path}: frame index {index} outside 0..{self.num_frames - 1}")
+        return next(self.iter_range(index, index + 1))
+
+
+class ImageFolderReader:
+    """An ``img1/`` folder of numbered images (MOTChallenge layout), read one file at a time."""
+
+    def __init__(self, folder: str | os.PathLike[str], fps: float = 30.0, start: int = 0,
+                 length: int | None = None) -> None:
+        self.path = Path(folder)
+        if not self.path.is_dir():
+            raise DataFormatError(self.path, "image folder not found")
+        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise DataFormatError(self.path, "image folder holds no images")
+        end = len(files) if length is None else min(len(files), start + length)
+        self._files = files[start:end]
+        self.num_frames = len(self._files)
+        first = self.read(0)
+        self.height, self.width = first.shape[:2]
+        self.fps = fps
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.iter_range()
+
+    def iter_range(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
+        stop = self.num_frames if stop is None else min(stop, self.num_frames)
+        for i in range(start, stop, step):
+            yield self.read(i)
+
+    def read(self, index: int) -> np.ndarray:
+        img = cv2.imread(str(self._files[index]), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DataFormatError(self._files[index], f"frame {index + 1} cannot be decoded")
+        return img
+
+
+class VideoWriter:
+    """Write frames to ``path`` through a temporary file renamed into place on a clean ``close``."""
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int], codec: str = "mp4v") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*codec), float(fps), size)
+        if not self._writer.isOpened():
+            raise DataFormatError(self.path, f"OpenCV cannot write video with codec {codec!r}")
+        self.size = size
+        self.count = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[1] != self.size[0] or frame.shape[0] != self.size[1]:
+            raise ValueError(f"{self.path}: frame {self.count + 1} is {frame.shape[1]}x{frame.shape[0]}, "
+                             f"expected {self.size[0]}x{self.size[1]}")
+        self._writer.write(np.ascontiguousarray(frame))
+        self.count += 1
+
+    def close(self) -> None:
+        self._writer.release()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._writer.release()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
