@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/samqa-study-demo
+	$(VENV)/bin/samqa-demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

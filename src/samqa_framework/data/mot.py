@@ -94,7 +94,12 @@ class MotTable:
 
 
 def _parse_line(text: str) -> list[str]:
-    return [t for t in text.replace(",", " ").split()]
+    # Comma-separated (the MOTChallenge norm) keeps empty fields, so "1,2,,4,..." fails as "not a number"
+    # instead of silently shifting the columns; whitespace-separated files are accepted too.
+    if "," in text:
+        parts = [t.strip() for t in text.strip().split(",")]
+        return parts[:-1] if parts[-1] == "" else parts  # tolerate one trailing comma
+    return text.split()
 
 
 def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
@@ -127,7 +132,8 @@ def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
                 vals = [float(p) for p in parts]
             except ValueError:
                 raise DataFormatError(path, f"not a number in {text.strip()!r}", lineno) from None
-            if not all(math.isfinite(v) for v in vals[:7]):
+            # every column must be finite, except the world coordinates of the 10-column format
+            if not all(math.isfinite(v) for v in (vals[:7] if len(vals) == 10 else vals)):
                 raise DataFormatError(path, "NaN or infinite value", lineno)
             frame, tid, _, _, w, h = vals[:6]
             if frame != int(frame) or frame < 1:

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -55,7 +56,8 @@ class MaskWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._fh = open(self._tmp, "w", encoding="utf-8")
+        # stays open across write() calls until close()/abort(), so no `with` block here
+        self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115
 
     def write(self, frame: int, instances: list[tuple[int, RLE]]) -> None:
         rec = {"frame": int(frame), "instances": [{"id": int(i), "rle": r} for i, r in instances]}
@@ -69,7 +71,7 @@ class MaskWriter:
         self._fh.close()
         self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> MaskWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

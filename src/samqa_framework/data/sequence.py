@@ -42,7 +42,7 @@ class SeqInfo:
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> SeqInfo:
         path = Path(path)
-        parser = configparser.ConfigParser()
+        parser = configparser.ConfigParser(interpolation=None)  # a '%' in a video path is not a template
         try:
             parser.read(path, encoding="utf-8")
             sec = parser["Sequence"]

@@ -1,0 +1,113 @@
+"""Export sequences with boxes as an ultralytics (YOLO) detection data set.
+
+```
+<out_dir>/images/<split>/<seq>_<frame:06d>.jpg    frame = MOT frame number (1-based)
+<out_dir>/labels/<split>/<seq>_<frame:06d>.txt    "class cx cy w h" per box, normalised to [0, 1]
+<out_dir>/data.yaml                               path, train, val, names
+```
+
+A frame without boxes gets an empty label file: ultralytics then uses it as a background image, which
+teaches the detector that an empty arena is empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from collections.abc import Sequence as SequenceOf
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from samqa_framework.data.mot import MotTable
+from samqa_framework.data.video import FrameSource
+from samqa_framework.utils.errors import DataFormatError
+from samqa_framework.utils.io import atomic_dir, atomic_write_text
+
+_WRITABLE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _label_lines(rows: MotTable, width: int, height: int, class_names: SequenceOf[str], min_flag: float,
+                 where: str) -> str:
+    """YOLO label text for one frame's rows (boxes clipped to the image, low flags dropped)."""
+    rows = rows.select(rows.conf >= min_flag)
+    xyxy = rows.xyxy
+    x0, x1 = np.clip(xyxy[:, 0], 0, width), np.clip(xyxy[:, 2], 0, width)
+    y0, y1 = np.clip(xyxy[:, 1], 0, height), np.clip(xyxy[:, 3], 0, height)
+    if len(class_names) == 1:  # single-class export: every row is that class, whatever its MOT class
+        cls = np.zeros(len(rows), np.int64)
+    else:  # MOT class ids are 1-based
+        cls = rows.cls - 1
+        bad = (cls < 0) | (cls >= len(class_names))
+        if bad.any():
+            raise ValueError(f"{where}: MOT class {rows.cls[bad][0]} has no name in class_names "
+                             f"({len(class_names)} given, MOT classes are 1-based)")
+    lines = []
+    for c, left, top, right, bottom in zip(cls, x0, y0, x1, y1, strict=True):
+        if right - left <= 0 or bottom - top <= 0:  # entirely outside the image
+            continue
+        lines.append(f"{c} {(left + right) / 2 / width:.6f} {(top + bottom) / 2 / height:.6f} "
+                     f"{(right - left) / width:.6f} {(bottom - top) / height:.6f}\n")
+    return "".join(lines)
+
+
+def export_yolo(items: Iterable[tuple[str, FrameSource, MotTable]], out_dir: Path, split: str = "train",
+                every: int = 1, class_names: SequenceOf[str] = ("animal",), image_ext: str = ".jpg",
+                min_flag: float = 0.5) -> Path:
+    """Write every ``every``-th frame of each ``(name, frames, boxes)`` item into ``split``.
+
+    Frames are streamed one at a time. Rows with ``conf`` (the gt flag) below ``min_flag`` are left out.
+    The split's images and labels are built in temporary folders and renamed into place at the end
+    (labels first, so a crash in between never leaves new images paired with stale labels); an earlier
+    export of the same split is replaced. Returns ``<out_dir>/images/<split>``.
+    """
+    out_dir = Path(out_dir)
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    if not split or "/" in split or split.startswith("."):
+        raise ValueError(f"split {split!r} must be a plain folder name")
+    if image_ext.lower() not in _WRITABLE_EXTS:
+        raise ValueError(f"image_ext {image_ext!r} is not one of {_WRITABLE_EXTS}")
+    if not class_names:
+        raise ValueError("class_names is empty")
+    seen: set[str] = set()
+    with atomic_dir(out_dir / "images" / split) as img_tmp, atomic_dir(out_dir / "labels" / split) as lab_tmp:
+        for name, frames, table in items:
+            if name in seen:  # file names would collide and silently overwrite each other
+                raise ValueError(f"sequence name {name!r} appears twice in one split")
+            seen.add(name)
+            if table.num_frames > len(frames):
+                raise DataFormatError(frames.path, f"{name}: boxes reach frame {table.num_frames} but the "
+                                      f"frames stop at {len(frames)}")
+            for k, img in enumerate(frames.iter_range(0, None, every)):
+                frame = k * every + 1
+                stem = f"{name}_{frame:06d}"
+                height, width = img.shape[:2]
+                text = _label_lines(table.rows_of(frame), width, height, class_names, min_flag,
+                                    f"{name} frame {frame}")
+                if not cv2.imwrite(str(img_tmp / f"{stem}{image_ext}"), img):
+                    raise OSError(f"cannot write {img_tmp / (stem + image_ext)}")
+                (lab_tmp / f"{stem}.txt").write_text(text, encoding="utf-8")
+    # ultralytics keys its label cache on file names and sizes; drop it so a re-export is always re-read
+    (out_dir / "labels" / f"{split}.cache").unlink(missing_ok=True)
+    return out_dir / "images" / split
+
+
+def write_data_yaml(out_dir: Path, splits: Mapping[str, str], class_names: SequenceOf[str]) -> Path:
+    """Write ``<out_dir>/data.yaml``: ``splits`` maps ultralytics' keys (train, val[, test]) to exported
+    split folders, e.g. ``{"train": "train", "val": "val"}``."""
+    out_dir = Path(out_dir)
+    missing = [k for k in ("train", "val") if k not in splits]
+    if missing:
+        raise ValueError(f"splits needs the keys train and val (ultralytics requires both); missing {missing}")
+    data: dict[str, object] = {"path": os.path.abspath(out_dir)}
+    for key, split in splits.items():
+        if not (out_dir / "images" / split).is_dir():
+            raise DataFormatError(out_dir / "images" / split, "split not exported (call export_yolo first)")
+        data[key] = f"images/{split}"
+    data["names"] = {i: str(n) for i, n in enumerate(class_names)}
+    path = out_dir / "data.yaml"
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return path

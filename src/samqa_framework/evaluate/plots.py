@@ -1,0 +1,40 @@
+"""Charts of tracking metrics (PNG, matplotlib's headless backend)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from samqa_framework.utils.io import atomic_open  # noqa: E402
+
+
+def bar_chart(rows: Mapping[str, Mapping[str, float]], out_path: str | os.PathLike[str],
+              metrics: Sequence[str] = ("IDF1", "HOTA"), title: str = "") -> Path:
+    """Grouped bars: one group per row (method, setting), one bar per metric, values printed on the bars."""
+    names = list(rows)
+    x = np.arange(len(names))
+    width = 0.8 / len(metrics)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(names) + 2), 3.8), dpi=120)
+    for i, metric in enumerate(metrics):
+        values = [rows[n].get(metric, np.nan) for n in names]
+        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, label=metric)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("score (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    with atomic_open(out_path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+    return out_path

@@ -1,0 +1,95 @@
+"""Write evaluation results as ``metrics.json``, ``metrics.csv`` and ``metrics.md``; format a markdown table.
+
+Input is what ``evaluate_tables``/``evaluate_dirs`` return: ``{seq: {metric: value}, ..., "COMBINED": {...}}``
+with scores in percent and counts as ints. No logging here (the CLI logs to W&B).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from samqa_framework.evaluate.trackeval_runner import COMBINED, COUNT_KEYS, METRIC_KEYS
+from samqa_framework.utils.io import atomic_write_json, atomic_write_text
+
+TABLE_COLUMNS: tuple[str, ...] = ("HOTA", "DetA", "AssA", "IDF1", "IDP", "IDR", "MOTA", "IDSW")
+JSON_DECIMALS = 3
+
+Metrics = Mapping[str, Mapping[str, float]]
+
+
+def _row_order(metrics: Metrics) -> list[str]:
+    """Sequences in the given order, COMBINED last."""
+    return [k for k in metrics if k != COMBINED] + ([COMBINED] if COMBINED in metrics else [])
+
+
+def _columns(metrics: Metrics) -> list[str]:
+    """Every metric present, known ones in METRIC_KEYS order, then any others in first-seen order."""
+    seen: list[str] = []
+    for row in metrics.values():
+        seen += [k for k in row if k not in seen]
+    return [k for k in METRIC_KEYS if k in seen] + [k for k in seen if k not in METRIC_KEYS]
+
+
+def _rounded(key: str, value: float, decimals: int) -> float | int:
+    if key in COUNT_KEYS or isinstance(value, int):
+        return int(value)
+    return round(float(value), decimals)
+
+
+def rounded_metrics(metrics: Metrics, decimals: int = JSON_DECIMALS) -> dict[str, dict[str, float | int]]:
+    """A plain-dict copy, scores rounded to ``decimals``, counts as ints, COMBINED last."""
+    return {seq: {k: _rounded(k, v, decimals) for k, v in metrics[seq].items()} for seq in _row_order(metrics)}
+
+
+def _fmt(key: str, value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    if key in COUNT_KEYS or isinstance(value, int):
+        return str(int(value))
+    return f"{float(value):.{digits}f}"
+
+
+def format_table(metrics: Metrics, columns: Sequence[str] = TABLE_COLUMNS, digits: int = 1) -> str:
+    """A markdown table: one row per sequence, COMBINED last; scores with ``digits`` decimals.
+
+    A metric missing from a row shows as ``-``.
+    """
+    header = ["sequence", *columns]
+    rows = [[seq, *(_fmt(c, metrics[seq].get(c), digits) for c in columns)] for seq in _row_order(metrics)]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "| " + " | ".join([first, *rest]) + " |"
+
+    sep = "| " + " | ".join(["-" * widths[0], *("-" * (w - 1) + ":" for w in widths[1:])]) + " |"
+    return "\n".join([line(header), sep, *(line(r) for r in rows)]) + "\n"
+
+
+def format_csv(metrics: Metrics, decimals: int = JSON_DECIMALS) -> str:
+    """CSV with a ``sequence`` column and every metric present; COMBINED last."""
+    columns = _columns(metrics)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["sequence", *columns])
+    for seq, row in rounded_metrics(metrics, decimals).items():
+        writer.writerow([seq, *(row.get(c, "") for c in columns)])
+    return buf.getvalue()
+
+
+def write_report(metrics: Metrics, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``metrics.json`` (3 decimals), ``metrics.csv`` and ``metrics.md`` into ``out_dir``, each
+    atomically. Returns ``{"json": path, "csv": path, "md": path}``."""
+    if not metrics:
+        raise ValueError("no metrics to write")
+    out = Path(out_dir)
+    paths = {"json": out / "metrics.json", "csv": out / "metrics.csv", "md": out / "metrics.md"}
+    atomic_write_json(paths["json"], rounded_metrics(metrics))
+    atomic_write_text(paths["csv"], format_csv(metrics))
+    atomic_write_text(paths["md"], format_table(metrics))
+    return paths

@@ -1,0 +1,75 @@
+"""Experiment loggers from the ``logger`` config group, and results tables / images for any of them.
+
+The same Lightning logger objects serve the LightningModules (passed to the Trainer) and the non-Lightning
+stages (evaluation, annotation reports), so a job writes to one W&B run whatever it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
+    """Every ``_target_`` entry of the ``logger`` group (none when the group is absent or null)."""
+    if not cfg:
+        return []
+    loggers = []
+    for name, conf in cfg.items():
+        if isinstance(conf, DictConfig) and "_target_" in conf:
+            log.info("Logger %s: %s", name, conf._target_)
+            loggers.append(instantiate(conf))
+    return loggers
+
+
+def _is_wandb(logger: Logger) -> bool:
+    return type(logger).__name__ == "WandbLogger"
+
+
+def log_table(loggers: Sequence[Logger], key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A results table: a ``wandb.Table`` in W&B; numeric cells as ``key/<row>/<column>`` metrics elsewhere."""
+    for logger in loggers:
+        if _is_wandb(logger):
+            logger.log_table(key=key, columns=list(columns), data=[list(r) for r in rows])
+        else:
+            metrics = {f"{key}/{r[0]}/{c}": float(v) for r in rows for c, v in zip(columns[1:], r[1:], strict=True)
+                       if isinstance(v, int | float | np.number)}
+            logger.log_metrics(metrics)
+
+
+def log_summary(loggers: Sequence[Logger], values: Mapping[str, float]) -> None:
+    """Final scalar results: the W&B run summary (what the runs table compares), metrics elsewhere."""
+    for logger in loggers:
+        if _is_wandb(logger):
+            logger.experiment.summary.update(dict(values))
+        else:
+            logger.log_metrics(dict(values))
+
+
+def log_images(loggers: Sequence[Logger], key: str, images: Sequence[np.ndarray],
+               captions: Sequence[str] | None = None) -> None:
+    """RGB uint8 (H, W, 3) images: ``wandb.Image`` in W&B, ``add_image`` in TensorBoard."""
+    for logger in loggers:
+        if _is_wandb(logger):
+            logger.log_image(key=key, images=list(images), caption=list(captions) if captions else None)
+        elif type(logger).__name__ == "TensorBoardLogger":
+            for i, img in enumerate(images):
+                logger.experiment.add_image(f"{key}/{i}", img, dataformats="HWC")
+
+
+def finish_loggers(loggers: Sequence[Logger], status: str = "success") -> None:
+    """Flush and close, and finish W&B runs so that the next job of a multirun starts its own run."""
+    for logger in loggers:
+        logger.finalize(status)
+        if _is_wandb(logger):
+            import wandb
+
+            wandb.finish(exit_code=0 if status == "success" else 1)

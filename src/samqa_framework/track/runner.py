@@ -1,0 +1,32 @@
+"""Run a tracker over per-frame detections and collect MOT rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from ultralytics.engine.results import Boxes
+
+from samqa_framework.data.mot import MotTable
+
+
+def track_detections(tracker, detections: Iterable[tuple[int, np.ndarray]],
+                     image_size: tuple[int, int]) -> MotTable:
+    """Feed ``(frame, (K, 6) x1 y1 x2 y2 score cls)`` in frame order to an ultralytics tracker.
+
+    Every frame must be fed, also those without detections, so that lost tracks age correctly.
+    Returns the tracker's boxes (its Kalman estimate, as ultralytics reports them) with track ids.
+    """
+    width, height = image_size
+    frames, ids, boxes, scores = [], [], [], []
+    for frame, det in detections:
+        det = np.asarray(det, dtype=np.float32).reshape(-1, 6)
+        out = tracker.update(Boxes(det, (height, width)))
+        for x1, y1, x2, y2, tid, score, *_ in out:
+            frames.append(frame)
+            ids.append(int(tid))
+            boxes.append((x1, y1, x2 - x1, y2 - y1))
+            scores.append(score)
+    if not frames:
+        return MotTable.empty()
+    return MotTable(np.array(frames), np.array(ids), np.array(boxes), np.array(scores))

@@ -1,0 +1,51 @@
+"""Hydra plumbing shared by every entry point: config location, resolvers, and the task runner."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from samqa_framework.utils.errors import SamqaError
+from samqa_framework.utils.offline import configure_offline
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    """``${samqa.project_root:}`` and ``${samqa.basename:PATH}``; safe to call more than once."""
+    if not OmegaConf.has_resolver("samqa.project_root"):
+        OmegaConf.register_new_resolver("samqa.project_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("samqa.basename"):
+        OmegaConf.register_new_resolver("samqa.basename", lambda p: Path(str(p)).name)
+
+
+register_resolvers()
+
+
+def run_task(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Wrap a Hydra task: offline defaults, and bad input reported as one line with exit status 1.
+
+    A ``SamqaError`` names the file/line or config key at fault, so a traceback would only hide it.
+    Other exceptions keep Hydra's own reporting (they are bugs, and the traceback matters).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(cfg: DictConfig) -> Any:
+        configure_offline()
+        try:
+            return fn(cfg)
+        except SamqaError as exc:
+            log.error("%s", exc)
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    return wrapper

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from samqa_framework.utils.hydra import CONFIG_DIR
+from samqa_framework.utils.offline import configure_offline
+
+configure_offline()
+os.environ.setdefault("WANDB_DIR", "/tmp")
+
+SHARED_DATA = CONFIG_DIR.parent.parent / "shared" / "data"
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
+    """Compose a primary config as its app would, with runs writing under ``tmp_path``."""
+
+    def _compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name, overrides=[f"hydra.run.dir={tmp_path}/run", *(overrides or [])],
+                          return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} resolves as in a real run
+        (tmp_path / "run").mkdir(exist_ok=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def sleap_clip() -> Path:
+    path = SHARED_DATA / "sleap_clip"
+    if not (path / "clip.slp").is_file():
+        pytest.skip(f"real data not found at {path}")
+    return path
