@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, open_dict, read_write
 
 from samqa_framework.utils.hydra import CONFIG_DIR
 from samqa_framework.utils.offline import configure_offline
@@ -28,10 +28,12 @@ def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose(config_name, overrides=[f"hydra.run.dir={tmp_path}/run", *(overrides or [])],
                           return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} resolves as in a real run
-        (tmp_path / "run").mkdir(exist_ok=True)
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        # What Hydra sets when it starts a job, so that ${hydra:...} resolves as in a real run.
+        run_dir = Path(cfg.hydra.run.dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with read_write(cfg.hydra), open_dict(cfg.hydra):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+        HydraConfig.instance().set_config(cfg)
         return cfg
 
     yield _compose

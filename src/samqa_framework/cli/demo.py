@@ -14,11 +14,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from samqa_framework.data.mot import write_mot
-from samqa_framework.data.sequence import DatasetManifest
 from samqa_framework.evaluate.plots import bar_chart
 from samqa_framework.evaluate.report import format_table, write_report
 from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
-from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_images, log_summary, log_table
+from samqa_framework.logging.loggers import (
+    finish_loggers,
+    instantiate_loggers,
+    log_images,
+    log_summary,
+    log_table,
+)
 from samqa_framework.track.runner import track_detections
 from samqa_framework.track.simulated_detector import SimulatedDetector
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task

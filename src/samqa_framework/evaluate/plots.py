@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from samqa_framework.utils.io import atomic_open  # noqa: E402
+from samqa_framework.utils.io import atomic_open
 
 
 def bar_chart(rows: Mapping[str, Mapping[str, float]], out_path: str | os.PathLike[str],

@@ -59,7 +59,8 @@ def log_images(loggers: Sequence[Logger], key: str, images: Sequence[np.ndarray]
     """RGB uint8 (H, W, 3) images: ``wandb.Image`` in W&B, ``add_image`` in TensorBoard."""
     for logger in loggers:
         if _is_wandb(logger):
-            logger.log_image(key=key, images=list(images), caption=list(captions) if captions else None)
+            extra = {"caption": list(captions)} if captions else {}
+            logger.log_image(key=key, images=list(images), **extra)
         elif type(logger).__name__ == "TensorBoardLogger":
             for i, img in enumerate(images):
                 logger.experiment.add_image(f"{key}/{i}", img, dataformats="HWC")

@@ -13,17 +13,17 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import cv2
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from samqa_framework.data.synthetic.renderer import SceneRenderer
 from tqdm import tqdm
 
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, format_mot_rows
 from samqa_framework.data.sequence import DatasetManifest, SeqInfo
-from samqa_framework.data.synthetic.renderer import SceneRenderer
 from samqa_framework.data.synthetic.scene import SceneSpec
 from samqa_framework.data.video import VideoWriter
 from samqa_framework.utils.errors import ConfigError
@@ -50,7 +50,7 @@ class ImageFolderWriter:
         self.count += 1
         cv2.imwrite(str(self.folder / f"{self.count:06d}{self.ext}"), frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
 
-    def __enter__(self) -> ImageFolderWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
