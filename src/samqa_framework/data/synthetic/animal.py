@@ -54,11 +54,11 @@ def sample_look(spec: AnimalSpec, rng: np.random.Generator) -> AnimalLook:
     scale = 1 + spec.size_jitter * float(np.clip(rng.standard_normal(), -2, 2))
     gain = 1 + spec.color_jitter * float(np.clip(rng.standard_normal(), -2, 2))
     tint = rng.normal(0, spec.color_jitter * 0.25, 3)
-    color = tuple(float(np.clip(c * (gain + t), 0, 255)) for c, t in zip(spec.color, tint, strict=True))
+    b, g, r = (float(np.clip(c * (gain + t), 0, 255)) for c, t in zip(spec.color, tint, strict=True))
     bl = spec.body_length * scale
     return AnimalLook(
         body_length=bl, body_width=spec.body_width * bl, head_length=spec.head_length,
-        head_width=spec.head_width * bl, color=color, shading=spec.shading,  # type: ignore[arg-type]
+        head_width=spec.head_width * bl, color=(b, g, r), shading=spec.shading,
         edge_softness=spec.edge_softness * bl, ear_size=spec.ear_size * bl if spec.ears else 0.0,
         ear_color=spec.ear_color, eyes=spec.eyes, eye_color=spec.eye_color,
         tail_length=spec.tail_length * bl, tail_width=spec.tail_width * bl, tail_color=spec.tail_color,
@@ -232,7 +232,7 @@ def motion_blur_kernel(dx: float, dy: float) -> np.ndarray | None:
     length = math.hypot(dx, dy)
     if length < 1.0:
         return None
-    size = int(math.ceil(length)) // 2 * 2 + 3                     # odd, with a margin for anti-aliasing
+    size = math.ceil(length) // 2 * 2 + 3                          # odd, with a margin for anti-aliasing
     c = (size - 1) / 2
     img = np.zeros((size, size), np.uint8)
     p0 = (round((c - dx / 2) * _ONE), round((c - dy / 2) * _ONE))
@@ -281,11 +281,11 @@ def draw_animal(look: AnimalLook, geom: BodyGeometry, tail: np.ndarray | None, t
     blur_px = math.hypot(*blur) if blur is not None else 0.0
     half_w = look.body_width * scale / 2
     shadow_off = np.array([0.05, 0.07]) * look.body_length * scale
-    pad = int(math.ceil(blur_px / 2 + 0.6 * half_w + abs(shadow_off).max() + look.ear_size * scale + 3))
-    x0 = max(0, int(math.floor(allp[:, 0].min())) - pad)
-    y0 = max(0, int(math.floor(allp[:, 1].min())) - pad)
-    x1 = min(fw, int(math.ceil(allp[:, 0].max())) + pad + 1)
-    y1 = min(fh, int(math.ceil(allp[:, 1].max())) + pad + 1)
+    pad = math.ceil(blur_px / 2 + 0.6 * half_w + abs(shadow_off).max() + look.ear_size * scale + 3)
+    x0 = max(0, math.floor(allp[:, 0].min()) - pad)
+    y0 = max(0, math.floor(allp[:, 1].min()) - pad)
+    x1 = min(fw, math.ceil(allp[:, 0].max()) + pad + 1)
+    y1 = min(fh, math.ceil(allp[:, 1].max()) + pad + 1)
     if x1 <= x0 or y1 <= y0:
         return None
     h, w = y1 - y0, x1 - x0
@@ -299,7 +299,7 @@ def draw_animal(look: AnimalLook, geom: BodyGeometry, tail: np.ndarray | None, t
         r = look.ear_size * scale
         ang = math.degrees(math.atan2(nrm[1], nrm[0]))
         for side in (1.0, -1.0):
-            c = p + side * nrm * (hw + 0.15 * r)
+            c = p + side * nrm * (hw - 0.1 * r)
             ears.append((c, nrm, r))
             cc = _pts(c[None, :], x0, y0)[0]
             axes = (max(1, round(r * _ONE)), max(1, round(0.72 * r * _ONE)))
@@ -323,10 +323,11 @@ def draw_animal(look: AnimalLook, geom: BodyGeometry, tail: np.ndarray | None, t
 
     a_body = hard8.astype(np.float32) * (1 / 255)
     soft_sigma = look.edge_softness * scale
-    shade = _smooth(a_body, 0.35 * half_w)                          # ~1 on the back, ~0.5 at the flanks
+    shade = _smooth(a_body, 0.5 * half_w)                           # high along the back, ~half at the flanks
+    back = shade / max(float(shade.max()), 1e-6)
     if soft_sigma >= 0.4:
         a_body = _smooth(a_body, soft_sigma)
-    bright = 1 - look.shading * np.clip(1 - shade * 1.5, 0, 1) ** 1.5
+    bright = 1 - look.shading * np.clip((1 - back) / 0.6, 0, 1)       # round body: darker towards the flanks
     color = np.asarray(look.color, np.float32)[None, None, :] * bright[..., None]
     if look.ear_size > 0:
         ea = ear8.astype(np.float32) * (1 / 255)
@@ -337,9 +338,9 @@ def draw_animal(look: AnimalLook, geom: BodyGeometry, tail: np.ndarray | None, t
     if look.eyes:
         eye8 = np.zeros((h, w), np.uint8)
         p, nrm, hw = geom.at(geom.neck + 0.55 * look.head_length)
-        r = max(0.5, 0.11 * look.head_width * scale)
+        r = max(0.5, 0.08 * look.head_width * scale)
         for side in (1.0, -1.0):
-            cc = _pts((p + side * nrm * hw * 0.72)[None, :], x0, y0)[0]
+            cc = _pts((p + side * nrm * hw * 0.75)[None, :], x0, y0)[0]
             cv2.circle(eye8, (int(cc[0]), int(cc[1])), max(1, round(r * _ONE)), 255, -1, cv2.LINE_AA, _SHIFT)
         ey = eye8.astype(np.float32) * (1 / 255)
         color += (np.asarray(look.eye_color, np.float32) - color) * ey[..., None]

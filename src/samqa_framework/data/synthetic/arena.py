@@ -126,7 +126,7 @@ def render_background(spec: ArenaSpec, width: int, height: int, rng: np.random.G
         t = np.clip(d / ww, 0, 1)                                    # 0 at the rim, 1 at the wall's foot
         wall = np.asarray(spec.wall_color, np.float32)[None, None, :] * (
             1 + spec.wall_shading * (0.5 - t))[..., None]
-        wall += 4.0 * _smooth_noise(rng, w, h, 0.02 * w)[..., None]  # scuffs on the plastic
+        wall += 2.0 * _smooth_noise(rng, w, h, 0.006 * w)[..., None]  # scuffs on the plastic
         # soft edge between wall and floor (about one pixel, at any resolution)
         in_wall = np.clip((ww - d) * w + 0.5, 0, 1)[..., None]
         foot = np.exp(-(((d - ww) * w) / max(1.0, 0.003 * w)) ** 2)[..., None]   # dark seam at the foot
@@ -169,8 +169,8 @@ def render_tunnel(spec: TunnelSpec, width: int, height: int) -> TunnelOverlay | 
     cx, cy, hl, hw = frame.cx * s, frame.cy * s, frame.half_length * s, frame.half_width * s
     c, si = math.cos(frame.angle), math.sin(frame.angle)
     ex, ey = abs(hl * c) + abs(hw * si) + 2, abs(hl * si) + abs(hw * c) + 2
-    x0, x1 = max(0, int(cx - ex)), min(width, int(math.ceil(cx + ex)) + 1)
-    y0, y1 = max(0, int(cy - ey)), min(height, int(math.ceil(cy + ey)) + 1)
+    x0, x1 = max(0, int(cx - ex)), min(width, math.ceil(cx + ex) + 1)
+    y0, y1 = max(0, int(cy - ey)), min(height, math.ceil(cy + ey) + 1)
     if x1 <= x0 or y1 <= y0:
         return None
     xs = np.arange(x0, x1, dtype=np.float32)[None, :] - cx

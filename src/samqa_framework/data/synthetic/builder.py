@@ -18,12 +18,12 @@ from typing import Any, Self
 import cv2
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from samqa_framework.data.synthetic.renderer import SceneRenderer
 from tqdm import tqdm
 
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, format_mot_rows
 from samqa_framework.data.sequence import DatasetManifest, SeqInfo
+from samqa_framework.data.synthetic.renderer import SceneRenderer
 from samqa_framework.data.synthetic.scene import SceneSpec
 from samqa_framework.data.video import VideoWriter
 from samqa_framework.utils.errors import ConfigError

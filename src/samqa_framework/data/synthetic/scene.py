@@ -5,7 +5,8 @@ Units, chosen so that one spec renders the same scene at 320x240 and at 1640x123
 * lengths of the arena, the tunnel and the animal's size are fractions of the image WIDTH;
 * the animal's parts (head, ears, tail) are fractions of its own body length (BL);
 * positions (the tunnel's centre) are fractions of the image width (x) and height (y);
-* speeds are body lengths per second, times are seconds, angles are degrees unless named ``*_rad``;
+* speeds are body lengths per second, times are seconds; the tunnel's angle and sharp turns are in
+  degrees, turn rates (``turn_std``) in rad/s and body bends in radians;
 * colours are BGR triples in 0..255 (OpenCV's order), noise amplitudes are in grey levels (0..255).
 
 ``SceneSpec.from_dict`` takes what Hydra passes (a nested dict) and names the full key of any typo, so a
