@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def summarize(root: Path, manifest: DatasetManifest) -> Table:
     table = Table(title=f"{manifest.name} ({manifest.species}, {manifest.num_animals} animals) in {root}")
     for col in ("sequence", "split", "frames", "size", "fps", "ids", "rows", "ignored rows"):
-        table.add_column(col, justify="left" if col in ("sequence", "split") else "right")
+        table.add_column(col, justify="left" if col in ("sequence", "split") else "right", no_wrap=True)
     for split in ("train", "eval"):
         for seq in manifest.sequences(root, split):
             gt = seq.gt()
@@ -40,7 +40,7 @@ def generate(cfg: DictConfig) -> Path:
     out_dir = Path(cfg.out_dir)
     builder = instantiate(cfg.data, _convert_="all")
     manifest = builder.build(out_dir)
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     console.print(summarize(out_dir, manifest))
     if cfg.get("preview", False):
         for split in ("train", "eval"):

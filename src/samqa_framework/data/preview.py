@@ -17,18 +17,23 @@ PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114
            (204, 121, 167), (255, 255, 255)]  # Okabe-Ito, readable for colour-blind viewers (RGB)
 
 
-def draw_labels(frame: np.ndarray, rows: MotTable, masks: dict[int, rle.RLE] | None = None) -> np.ndarray:
-    """BGR frame with each row's box and id (dashed look for flag-0 rows) and mask outline."""
-    out = frame.copy()
+def draw_labels(frame: np.ndarray, rows: MotTable, masks: dict[int, rle.RLE] | None = None,
+                scale: float = 1.0) -> np.ndarray:
+    """BGR frame resized by ``scale``, with each row's box, id (flag-0 rows thin, marked ignored) and mask
+    outline drawn at the output resolution so that small animals stay readable."""
+    out = frame if scale == 1.0 else cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+                                                 if scale < 1 else cv2.INTER_LINEAR)
+    out = out.copy()
     for i in range(len(rows)):
         tid = int(rows.track_id[i])
         r, g, b = PALETTE[(tid - 1) % len(PALETTE)]
         colour = (b, g, r)
         if masks and tid in masks:
             contours, _ = cv2.findContours(rle.decode(masks[tid]).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                           cv2.CHAIN_APPROX_SIMPLE)
+                                           cv2.CHAIN_APPROX_NONE)
+            contours = [(c.astype(np.float64) * scale).round().astype(np.int32) for c in contours]
             cv2.drawContours(out, contours, -1, colour, 1, cv2.LINE_AA)
-        x, y, w, h = rows.box[i]
+        x, y, w, h = rows.box[i] * scale
         thick = 2 if rows.conf[i] > 0 else 1
         cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), colour, thick, cv2.LINE_AA)
         label = f"{tid}" + ("" if rows.conf[i] > 0 else " (ignored)")
@@ -53,9 +58,8 @@ def contact_sheet(seq: Sequence, out_path: str | os.PathLike[str], num: int = 6,
     tiles = []
     for idx in indices:
         frame = int(idx) + 1
-        img = draw_labels(src.read(int(idx)), gt.rows_of(frame), masks.get(frame))
-        scale = tile_width / img.shape[1]
-        img = cv2.resize(img, (tile_width, round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        img = src.read(int(idx))
+        img = draw_labels(img, gt.rows_of(frame), masks.get(frame), scale=tile_width / img.shape[1])
         cv2.putText(img, f"{seq.name} frame {frame}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
                     cv2.LINE_AA)
         tiles.append(img)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.utils.errors import SamqaError
@@ -43,9 +44,13 @@ def run_task(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
         configure_offline()
         try:
             return fn(cfg)
-        except SamqaError as exc:
-            log.error("%s", exc)
-            print(f"error: {exc}", file=sys.stderr)
+        except (SamqaError, InstantiationException) as exc:
+            # instantiate() wraps a constructor's error: report the user's mistake, not the wrapper
+            cause = exc if isinstance(exc, SamqaError) else exc.__cause__
+            if not isinstance(cause, SamqaError):
+                raise
+            log.debug("bad input: %s", cause)
+            print(f"error: {cause}", file=sys.stderr)
             raise SystemExit(1) from None
 
     return wrapper

@@ -124,7 +124,7 @@ class SyntheticDatasetBuilder:
                 open(folder / "gt" / "gt.txt", "w", encoding="utf-8") as gt:
             stream = renderer.render(frames)
             for t, fr in enumerate(tqdm(stream, total=frames, desc=f"render {seq}", unit="frame", leave=False,
-                                        dynamic_ncols=True), start=1):
+                                        dynamic_ncols=True, disable=None), start=1):
                 sink.write(fr.image)
                 encoded = [rle.encode(m) for m in fr.masks]
                 boxes = np.array([rle.bbox(r) for r in encoded]).reshape(-1, 4)
