@@ -44,12 +44,12 @@ def demo(cfg: DictConfig) -> dict[str, dict[str, float]]:
             info = seq.info
             tracks = track_detections(instantiate(cfg.tracker),
                                       detector.detections(seq.gt(), info.seq_length, (info.width, info.height)),
-                                      (info.width, info.height))
+                                      (info.width, info.height), box_source=cfg.box_source)
             write_mot(pred_dir / f"{seq.name}.txt", tracks, columns=10)
         metrics = evaluate_dirs(dataset_dir, pred_dir, sequences=manifest.eval)
         write_report(metrics, out_dir / "metrics" / name)
         combined[name] = metrics[COMBINED]
-    table = format_table(combined)
+    table = format_table(combined, label="detector")
     (out_dir / "demo.md").write_text(f"# ByteTrack on simulated detectors, {manifest.name}\n\n{table}\n")
     chart = bar_chart(combined, out_dir / "demo_idf1_hota.png",
                       title=f"ByteTrack (paper parameters) on {manifest.name}: detector noise vs. metrics")

@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tabulate import tabulate
+
 from samqa_framework.evaluate.trackeval_runner import COMBINED, COUNT_KEYS, METRIC_KEYS
 from samqa_framework.utils.io import atomic_write_json, atomic_write_text
 
@@ -53,22 +55,13 @@ def _fmt(key: str, value: float | None, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def format_table(metrics: Metrics, columns: Sequence[str] = TABLE_COLUMNS, digits: int = 1) -> str:
-    """A markdown table: one row per sequence, COMBINED last; scores with ``digits`` decimals.
-
-    A metric missing from a row shows as ``-``.
-    """
-    header = ["sequence", *columns]
+def format_table(metrics: Metrics, columns: Sequence[str] = TABLE_COLUMNS, digits: int = 1,
+                 label: str = "sequence") -> str:
+    """A markdown table: one row per key of ``metrics`` (COMBINED last), ``label`` heading the
+    first column; scores with ``digits`` decimals, a metric missing from a row as ``-``."""
     rows = [[seq, *(_fmt(c, metrics[seq].get(c), digits) for c in columns)] for seq in _row_order(metrics)]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "| " + " | ".join([first, *rest]) + " |"
-
-    sep = "| " + " | ".join(["-" * widths[0], *("-" * (w - 1) + ":" for w in widths[1:])]) + " |"
-    return "\n".join([line(header), sep, *(line(r) for r in rows)]) + "\n"
+    return tabulate(rows, headers=[label, *columns], tablefmt="pipe", disable_numparse=True,
+                    colalign=("left", *("right",) * len(columns))) + "\n"
 
 
 def format_csv(metrics: Metrics, decimals: int = JSON_DECIMALS) -> str:

@@ -10,19 +10,25 @@ from ultralytics.engine.results import Boxes
 from samqa_framework.data.mot import MotTable
 
 
-def track_detections(tracker, detections: Iterable[tuple[int, np.ndarray]],
-                     image_size: tuple[int, int]) -> MotTable:
+def track_detections(tracker, detections: Iterable[tuple[int, np.ndarray]], image_size: tuple[int, int],
+                     box_source: str = "kalman") -> MotTable:
     """Feed ``(frame, (K, 6) x1 y1 x2 y2 score cls)`` in frame order to an ultralytics tracker.
 
     Every frame must be fed, also those without detections, so that lost tracks age correctly.
-    Returns the tracker's boxes (its Kalman estimate, as ultralytics reports them) with track ids.
+    ``box_source``: ``kalman`` reports the tracker's filtered box, as ultralytics' ``track()`` does;
+    ``detection`` reports the matched detection's own box. ByteTrack's Kalman filter models a slowly
+    changing aspect ratio (pedestrians), so for turning animals its boxes lag the detections.
     """
+    if box_source not in ("kalman", "detection"):
+        raise ValueError(f"box_source must be 'kalman' or 'detection', got {box_source!r}")
     width, height = image_size
     frames, ids, boxes, scores = [], [], [], []
     for frame, det in detections:
         det = np.asarray(det, dtype=np.float32).reshape(-1, 6)
         out = tracker.update(Boxes(det, (height, width)))
-        for x1, y1, x2, y2, tid, score, *_ in out:
+        for x1, y1, x2, y2, tid, score, _cls, idx in out:
+            if box_source == "detection":
+                x1, y1, x2, y2 = det[int(idx), :4]
             frames.append(frame)
             ids.append(int(tid))
             boxes.append((x1, y1, x2 - x1, y2 - y1))
