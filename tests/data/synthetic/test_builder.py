@@ -31,11 +31,13 @@ def test_interrupted_build_resumes_and_reuses_finished_sequences(compose_cfg, tm
     b = _builder(compose_cfg)
     tmp_path = tmp_path / "dataset"
     calls: list[str] = []
+    crashed: list[bool] = []
     real = builder_mod.SyntheticDatasetBuilder._render_sequence
 
     def crash_on_second(self, folder, seq, index, frames):
         calls.append(seq)
-        if len(calls) == 2:
+        if len(calls) == 2 and not crashed:
+            crashed.append(True)
             raise MemoryError("simulated crash in the middle of the second sequence")
         return real(self, folder, seq, index, frames)
 
