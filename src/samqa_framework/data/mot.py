@@ -12,6 +12,7 @@ names the offending line; TrackEval's own loader is used for evaluation.
 from __future__ import annotations
 
 import math
+from array import array
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,8 +115,8 @@ def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, "file not found")
-    rows: list[list[float]] = []
-    ncols = None
+    rows = array("d")  # flat doubles: 8 bytes a value, not a Python float object each
+    ncols = 0
     with open(path, encoding="utf-8") as fh:
         for lineno, text in enumerate(fh, start=1):
             if not text.strip() or text.lstrip().startswith("#"):
@@ -123,7 +124,7 @@ def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
             parts = _parse_line(text)
             if not 6 <= len(parts) <= 10:
                 raise DataFormatError(path, f"expected 6 to 10 columns, found {len(parts)}", lineno)
-            if ncols is None:
+            if not ncols:
                 ncols = len(parts)
             elif len(parts) != ncols:
                 raise DataFormatError(path, f"expected {ncols} columns like the first row, found {len(parts)}",
@@ -150,10 +151,11 @@ def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
                 if x >= image_size[0] or y >= image_size[1] or x + w <= 0 or y + h <= 0:
                     raise DataFormatError(path, f"box ({x:g}, {y:g}, {w:g}, {h:g}) lies outside the "
                                           f"{image_size[0]}x{image_size[1]} image", lineno)
-            rows.append(vals + [float(lineno)])
+            rows.extend(vals)
+            rows.append(lineno)
     if not rows:
         return MotTable.empty()
-    arr = np.asarray(rows)
+    arr = np.frombuffer(rows, dtype=np.float64).reshape(-1, ncols + 1)
     conf = arr[:, 6] if ncols >= 7 else None
     cls = arr[:, 7] if ncols in (8, 9) else None
     vis = arr[:, 8] if ncols == 9 else None

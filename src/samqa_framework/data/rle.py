@@ -11,12 +11,12 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from samqa_framework.utils.errors import DataFormatError
+from samqa_framework.utils.io import AtomicStreamWriter
 
 RLE = dict  # {"size": [h, w], "counts": str}
 
@@ -49,36 +49,20 @@ def area(rle: RLE) -> int:
     return int(mask_utils.area(r))
 
 
-class MaskWriter:
+class MaskWriter(AtomicStreamWriter):
     """Append frames of instance masks to a JSON-lines file, written as ``.tmp`` and renamed on close."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        super().__init__(path)
         # stays open across write() calls until close()/abort(), so no `with` block here
-        self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115
+        self._fh = open(self.tmp, "w", encoding="utf-8")
 
     def write(self, frame: int, instances: list[tuple[int, RLE]]) -> None:
         rec = {"frame": int(frame), "instances": [{"id": int(i), "rle": r} for i, r in instances]}
         self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._fh.close()
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def iter_masks(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[int, RLE]]]:

@@ -6,15 +6,17 @@ Frames are BGR ``uint8`` arrays (OpenCV's order); indices are 0-based, MOT frame
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from samqa_framework.utils.errors import DataFormatError
+from samqa_framework.utils.io import AtomicStreamWriter
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -32,7 +34,28 @@ class FrameSource(Protocol):
     def iter_range(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]: ...
 
 
-class VideoReader:
+class _LazyFrames(abc.ABC):
+    """Shared sequence protocol: ``len``, iteration and ``read`` on top of a subclass's ``iter_range``."""
+
+    num_frames: int
+    path: Path
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.iter_range()
+
+    @abc.abstractmethod
+    def iter_range(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
+        """Decode frames ``start, start+step, ... < stop`` one at a time."""
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f"{self.path}: frame index {index} outside 0..{self.num_frames - 1}")
+
+
+class VideoReader(_LazyFrames):
     """Frames ``start .. start+length`` of a video file, decoded on demand."""
 
     def __init__(self, path: str | os.PathLike[str], start: int = 0, length: int | None = None) -> None:
@@ -57,12 +80,6 @@ class VideoReader:
         self.start = start
         self.num_frames = total - start if length is None else min(length, total - start)
 
-    def __len__(self) -> int:
-        return self.num_frames
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return self.iter_range()
-
     def iter_range(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
         cap = cv2.VideoCapture(str(self.path))
@@ -84,12 +101,11 @@ class VideoReader:
             cap.release()
 
     def read(self, index: int) -> np.ndarray:
-        if not 0 <= index < self.num_frames:
-            raise IndexError(f"{self.path}: frame index {index} outside 0..{self.num_frames - 1}")
+        self._check_index(index)
         return next(self.iter_range(index, index + 1))
 
 
-class ImageFolderReader:
+class ImageFolderReader(_LazyFrames):
     """An ``img1/`` folder of numbered images (MOTChallenge layout), read one file at a time."""
 
     def __init__(self, folder: str | os.PathLike[str], fps: float = 30.0, start: int = 0,
@@ -107,32 +123,25 @@ class ImageFolderReader:
         self.height, self.width = first.shape[:2]
         self.fps = fps
 
-    def __len__(self) -> int:
-        return self.num_frames
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return self.iter_range()
-
     def iter_range(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
         for i in range(start, stop, step):
             yield self.read(i)
 
     def read(self, index: int) -> np.ndarray:
+        self._check_index(index)
         img = cv2.imread(str(self._files[index]), cv2.IMREAD_COLOR)
         if img is None:
             raise DataFormatError(self._files[index], f"frame {index + 1} cannot be decoded")
         return img
 
 
-class VideoWriter:
+class VideoWriter(AtomicStreamWriter):
     """Write frames to ``path`` through a temporary file renamed into place on a clean ``close``."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int], codec: str = "mp4v") -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
-        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*codec), float(fps), size)
+        super().__init__(path)
+        self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), float(fps), size)
         if not self._writer.isOpened():
             raise DataFormatError(self.path, f"OpenCV cannot write video with codec {codec!r}")
         self.size = size
@@ -145,19 +154,5 @@ class VideoWriter:
         self._writer.write(np.ascontiguousarray(frame))
         self.count += 1
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._writer.release()
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        self._writer.release()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

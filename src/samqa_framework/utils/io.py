@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 # mkstemp/mkdtemp create 0600/0700 entries; without this, every file we "atomically" write would end up
 # private to its owner instead of following the umask like an ordinary open() would. Read once at import
@@ -80,3 +81,38 @@ def _rmtree(path: Path) -> None:
         path.unlink(missing_ok=True)
     else:
         shutil.rmtree(path, ignore_errors=True)
+
+
+class AtomicStreamWriter(abc.ABC):
+    """Base for writers that stream into ``.<name>.tmp`` and rename it to ``path`` on a clean close.
+
+    Used as a context manager: an exception inside the block deletes the temporary file instead, so
+    ``path`` is either the complete output or untouched. Subclasses open their sink on ``self.tmp`` and
+    release it in ``_release``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+
+    @abc.abstractmethod
+    def _release(self) -> None:
+        """Flush and close the sink writing ``self.tmp``."""
+
+    def close(self) -> None:
+        self._release()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self._release()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
