@@ -47,9 +47,10 @@ def child(frames: int, preset: str, width: int, height: int) -> dict:
             n += 1
         gt = seq.gt()
         t_read = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"frames": frames, "size": f"{width}x{height}", "generate_fps": frames / t_gen, "read_fps": n / t_read,
-            "frames_read": n, "gt_rows": len(gt), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_rss_after_generate_mb": rss_gen, "checksum": checksum}
+            "frames_read": n, "gt_rows": len(gt), "peak_rss_mb": peak, "peak_rss_after_generate_mb": rss_gen,
+            "checksum": checksum}
 
 
 def main() -> int:

@@ -29,11 +29,12 @@ def main() -> int:
         version = md.version("opencv-python")
         subprocess.check_call([*pip, "uninstall", "-y", "-q", *others])
         subprocess.check_call([*pip, "install", "-q", "--force-reinstall", "--no-deps", f"opencv-python=={version}"])
-    out = subprocess.run([sys.executable, "-c", "import cv2; print(cv2.__version__)"], capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, "-c", "import cv2; print(cv2.__version__)"], capture_output=True,
+                         text=True, check=False)
     if out.returncode != 0:
         sys.stderr.write(f"cv2 does not import after install:\n{out.stderr}\n")
         return 1
-    print(f"cv2 {out.stdout.strip()} OK ({'opencv-python'})")
+    print(f"cv2 {out.stdout.strip()} OK (opencv-python)")
     return 0
 
 

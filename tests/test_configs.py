@@ -43,7 +43,7 @@ def test_config_composes_and_instantiates(compose_cfg, tmp_path: Path, group: st
         assert cfg.data.size in cfg.data.sizes
         return
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        with pytest.raises(Exception, match="(?i)gpu|cuda"):
+        with pytest.raises(Exception, match=r"(?i)gpu|cuda"):
             instantiate(node)
         return
     if group in ("logger", "callbacks"):

@@ -132,7 +132,7 @@ def test_sleap_reencoded_split(tmp_path: Path, source_frames: dict[int, np.ndarr
 @needs_clip
 def test_sleap_bad_video_and_splits(tmp_path: Path) -> None:
     slp = str(SLEAP_DIR / "clip.slp")
-    with pytest.raises(ConfigError, match="data.video"):
+    with pytest.raises(ConfigError, match=r"data\.video"):
         SleapImporter(slp, video=str(tmp_path / "missing.mp4")).build(tmp_path / "out")
     with pytest.raises(ConfigError, match=r"data\.splits\.eval.*1500"):
         SleapImporter(slp, splits={"train": [0, 750], "eval": [750, 2000]}).build(tmp_path / "out")
@@ -263,6 +263,6 @@ def test_mot_importer_rejects_truncated_video(tmp_path: Path) -> None:
     write_mot(seq / "gt" / "gt.txt", MotTable(np.array([1]), np.array([1]), np.array([[1, 1, 5, 5]])))
     data = (seq / "video.mp4").read_bytes()
     (seq / "video.mp4").write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataFormatError, match="video.mp4"):
+    with pytest.raises(DataFormatError, match=r"video\.mp4"):
         MotChallengeImporter(str(seq)).build(tmp_path / "out")
     assert not (tmp_path / "out" / "vidseq").exists()

@@ -194,7 +194,7 @@ def test_mismatched_sequences_and_out_of_range_frames_are_rejected():
     gt, pred = _two_objects()
     with pytest.raises(ValueError, match="only in gt"):
         evaluate_tables({"s": gt, "t": gt}, {"s": pred}, {"s": 10, "t": 10})
-    with pytest.raises(ValueError, match="outside 1..9"):
+    with pytest.raises(ValueError, match=r"outside 1\.\.9"):
         evaluate_tables({"s": gt}, {"s": pred}, {"s": 9})
 
 

@@ -98,7 +98,8 @@ class SleapImporter:
         raise ConfigError("data.video", f"video {given!r} not found (tried {tried}); set data.video")
 
     def _check_splits(self, num_frames: int) -> dict[str, tuple[int, int]]:
-        splits = self.splits if self.splits is not None else {"train": [0, num_frames // 2], "eval": [num_frames // 2, num_frames]}
+        half = num_frames // 2
+        splits = self.splits if self.splits is not None else {"train": [0, half], "eval": [half, num_frames]}
         out: dict[str, tuple[int, int]] = {}
         for split, rng in splits.items():
             if len(rng) != 2 or not 0 <= rng[0] < rng[1] <= num_frames:

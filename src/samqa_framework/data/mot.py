@@ -12,8 +12,8 @@ names the offending line; TrackEval's own loader is used for evaluation.
 from __future__ import annotations
 
 import math
-from array import array
 import os
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path

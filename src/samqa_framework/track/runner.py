@@ -23,12 +23,11 @@ def track_detections(tracker, detections: Iterable[tuple[int, np.ndarray]], imag
         raise ValueError(f"box_source must be 'kalman' or 'detection', got {box_source!r}")
     width, height = image_size
     frames, ids, boxes, scores = [], [], [], []
-    for frame, det in detections:
-        det = np.asarray(det, dtype=np.float32).reshape(-1, 6)
+    for frame, raw in detections:
+        det = np.asarray(raw, dtype=np.float32).reshape(-1, 6)
         out = tracker.update(Boxes(det, (height, width)))
-        for x1, y1, x2, y2, tid, score, _cls, idx in out:
-            if box_source == "detection":
-                x1, y1, x2, y2 = det[int(idx), :4]
+        for *kalman_xyxy, tid, score, _cls, idx in out:
+            x1, y1, x2, y2 = det[int(idx), :4] if box_source == "detection" else kalman_xyxy
             frames.append(frame)
             ids.append(int(tid))
             boxes.append((x1, y1, x2 - x1, y2 - y1))

@@ -65,7 +65,8 @@ def test_img1_layout(compose_cfg, tmp_path: Path) -> None:
     assert len(frames) == 20 and frames.read(19).shape == (120, 160, 3)
 
 
-@pytest.mark.parametrize("override,key", [("data.size=huge", "data.size"), ("data.video_format=avi", "data.video_format"),
+@pytest.mark.parametrize("override,key", [("data.size=huge", "data.size"),
+                                          ("data.video_format=avi", "data.video_format"),
                                           ("data.num_animals=0", "data.num_animals")])
 def test_bad_config_names_key(compose_cfg, override: str, key: str) -> None:
     with pytest.raises(Exception) as info:
