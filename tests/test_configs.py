@@ -22,7 +22,7 @@ def options(group: str) -> list[str]:
 
 
 def test_every_expected_group_has_configs() -> None:
-    for group in [*GROUPS, "hydra/launcher", "data/scene"]:
+    for group in [*GROUPS, "hydra/launcher", "data/scene", "model/encoder"]:
         assert options(group), f"conf/{group}/ has no configs"
 
 
@@ -95,3 +95,24 @@ def test_run_dirs_follow_task_layout(compose_cfg) -> None:
     assert "${paths.log_dir}/${task_name}/${now:" in default
     assert sweep["dir"] == "${paths.log_dir}/${task_name}/multirun/${now:%Y-%m-%d_%H-%M-%S}"
     assert sweep["subdir"] == "${hydra.job.num}"
+
+
+@pytest.mark.parametrize("encoder", options("model/encoder"))
+def test_every_sam_encoder_config_builds_a_sam(compose_cfg, encoder: str) -> None:
+    cfg = compose_cfg("generate", ["+model=sam", f"model/encoder={encoder}", "model.image_size=64"])
+    # ViT-L/H take seconds to initialise on a CPU: build them on the meta device (shapes only)
+    device = "meta" if encoder in ("vit_l", "vit_h") else "cpu"
+    with torch.device(device):
+        sam = instantiate(cfg.model)
+    assert type(sam).__name__ == "Sam" and sam.image_encoder.img_size == 64
+    if device == "cpu":
+        with torch.no_grad():
+            emb = sam.image_encoder(torch.zeros(1, 3, 64, 64))
+        assert tuple(emb.shape) == (1, 256, 4, 4)
+
+
+def test_image_size_must_be_a_multiple_of_16(compose_cfg) -> None:
+    cfg = compose_cfg("generate", ["+model=sam", "model.image_size=250"])
+    with pytest.raises(Exception) as info:
+        instantiate(cfg.model)
+    assert "model.image_size" in str(info.value) + str(info.value.__cause__)

@@ -1,0 +1,1 @@
+"""Segment Anything with swappable image encoders (SAM ViT teachers, TinyViT / timm students)."""
