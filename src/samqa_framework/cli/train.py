@@ -1,0 +1,109 @@
+"""samqa-train: the SAM-QA model stages (distillation, box-prompted fine-tuning) as one Hydra app.
+
+    samqa-train stage=distill stage.module.teacher.checkpoint=sam_vit_b_01ec64.pth
+    samqa-train stage=finetune model.checkpoint=outputs/train/<run>/sam_distill.pt
+    samqa-train experiment=quick_finetune_rats          # the tuned 15-minute CPU preset
+    samqa-train ckpt_path=outputs/train/<run>/checkpoints/last.ckpt   # resume
+
+Builds (or reuses) the data set, trains, validates once more, exports the model as a SAM-style state dict
+(``export_path``, printed last) and prints a short summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from omegaconf import DictConfig, OmegaConf
+
+from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_summary
+from samqa_framework.utils.hydra import CONFIG_DIR, run_task
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_callbacks(*nodes: DictConfig | None) -> list[Callback]:
+    """Every ``_target_`` entry of the given callback groups (entries without one, e.g. a stage's override of a
+    callback the user removed with ``callbacks=none``, are skipped)."""
+    out = []
+    for node in nodes:
+        for name, conf in (node or {}).items():
+            if isinstance(conf, DictConfig) and "_target_" in conf:
+                log.info("Callback %s: %s", name, conf._target_)
+                out.append(instantiate(conf))
+    return out
+
+
+def export_model(module: LightningModule, path: Path, meta: dict[str, Any]) -> Path:
+    """The trained SAM as a flat SAM-style state dict (``models.sam.checkpoints.export_sam_state_dict``)."""
+    try:
+        from samqa_framework.models.sam.checkpoints import export_sam_state_dict
+    except ImportError:  # pragma: no cover - the exporter ships with the package
+        log.warning("models.sam.checkpoints.export_sam_state_dict not available: saving a plain state dict")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in module.sam.state_dict().items()}, path)
+        return path
+    return export_sam_state_dict(module.sam, path, meta=meta)
+
+
+def _metrics(trainer: Trainer, names: list[str]) -> dict[str, float]:
+    out = {}
+    for name in names:
+        value = trainer.callback_metrics.get(name)
+        if value is not None and math.isfinite(float(value)):
+            out[name] = float(value)
+    return out
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run the stage of ``cfg``; returns ``{"metrics": {...}, "export": path, "trainer": Trainer, "module": ...}``."""
+    seed_everything(int(cfg.seed), workers=True)
+    dataset_dir = Path(cfg.dataset_dir)
+    instantiate(cfg.data, _convert_="all").build(dataset_dir)
+    datamodule = instantiate(cfg.stage.datamodule)
+    sam = instantiate(cfg.model)
+    module = instantiate(cfg.stage.module, sam=sam)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.stage.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    status = "failed"
+    try:
+        trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        if loggers:
+            params = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+            for lg in loggers:
+                lg.log_hyperparams(params)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        names = list(cfg.stage.get("summary_metrics") or [])
+        metrics = _metrics(trainer, names)
+        if cfg.get("final_validate", True) and not trainer.fast_dev_run:
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+            metrics = _metrics(trainer, names) or metrics
+        export = export_model(module, Path(cfg.export_path),
+                              meta={"stage": cfg.stage.name, "data": cfg.data.name, "image_size": cfg.model.image_size,
+                                    "global_step": trainer.global_step, "metrics": metrics,
+                                    "encoder": OmegaConf.to_container(cfg.model.encoder, resolve=True)})
+        log_summary(loggers, {f"final/{k}": v for k, v in metrics.items()})
+        status = "success"
+    finally:
+        finish_loggers(loggers, status)
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation metric"
+    print(f"\n{cfg.stage.name} on {cfg.data.name} ({trainer.global_step} steps, {trainer.current_epoch} epochs): "
+          f"{summary}")
+    print(f"model: {export}")
+    return {"metrics": metrics, "export": export, "trainer": trainer, "module": module}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@run_task
+def main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

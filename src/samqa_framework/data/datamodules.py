@@ -1,0 +1,462 @@
+"""Lightning data modules over the frames of a data set's videos, for the two SAM training stages.
+
+- :class:`FramesDataModule` (distillation): frames only, every ``every``-th frame of the training sequences;
+  validation on every ``val_every``-th frame of the evaluation sequences.
+- :class:`BoxPromptDataModule` (fine-tuning): one sample = one frame with all its K labelled animals: their
+  ground-truth boxes (rows of ``gt/gt.txt`` with flag > 0), randomly jittered in training, as prompts, and
+  their ground-truth masks (``gt/masks.jsonl``) as targets.
+
+Frames are decoded lazily, one per sample (``Sequence.frames().read``); only the (small) box table and the RLE
+strings of the frames used are held in memory. Images are prepared exactly as segment-anything's
+``SamPredictor`` prepares them: RGB, longest side resized to ``image_size`` (``ResizeLongestSide``), then
+zero-padded at the bottom/right to ``image_size`` squared. They stay ``uint8``: pixel normalisation is the
+model's (``normalize_images`` below, = ``Sam.preprocess``), so the padding is exactly SAM's.
+
+Augmentation (training only): horizontal / vertical flips of the resized image (boxes and masks follow), and
+for distillation optionally random resized crops of the frame. Flips are applied AFTER resizing, so the
+distillation module can rebuild every flip variant of a sample bit-exactly from the batch image
+(:func:`flip_content`), which its teacher-embedding cache relies on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence as Seq
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from segment_anything.utils.transforms import ResizeLongestSide
+from torch.utils.data import DataLoader, Dataset
+
+from samqa_framework.data import rle
+from samqa_framework.data.sequence import DatasetManifest, Sequence
+from samqa_framework.data.video import FrameSource
+from samqa_framework.utils.errors import ConfigError, DataFormatError
+
+Variant = tuple[bool, bool]  # (horizontal flip, vertical flip)
+
+
+# ------------------------------------------------------------------------------------------ image helpers
+
+
+def resize_longest(rgb: np.ndarray, image_size: int) -> np.ndarray:
+    """``SamPredictor``'s resize: longest side to ``image_size`` (PIL bilinear), aspect kept."""
+    return ResizeLongestSide(image_size).apply_image(rgb)
+
+
+def pad_to_square(img: np.ndarray, image_size: int) -> torch.Tensor:
+    """(h, w, 3) uint8 -> (3, S, S) uint8 tensor, zero padding at the bottom and right (as ``Sam.preprocess``)."""
+    h, w = img.shape[:2]
+    out = torch.zeros((3, image_size, image_size), dtype=torch.uint8)
+    out[:, :h, :w] = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+    return out
+
+
+def flip_content(images: torch.Tensor, input_size: torch.Tensor, variant: Variant) -> torch.Tensor:
+    """Flip the valid (unpadded) ``input_size`` region of each (…, C, S, S) image; the padding stays put.
+
+    ``images`` (B, C, S, S), ``input_size`` (B, 2) as (h, w). Flipping twice gives the input back, so this both
+    applies and undoes a flip variant.
+    """
+    hflip, vflip = variant
+    if not (hflip or vflip):
+        return images
+    out = images.clone()
+    for b in range(images.shape[0]):
+        h, w = (int(v) for v in input_size[b])
+        dims = [d for d, on in ((-1, hflip), (-2, vflip)) if on]
+        out[b, :, :h, :w] = images[b, :, :h, :w].flip(dims)
+    return out
+
+
+def normalize_images(images: torch.Tensor, input_size: torch.Tensor, pixel_mean: torch.Tensor,
+                     pixel_std: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, S, S) padded images -> SAM's normalised input, zero in the padding (= ``Sam.preprocess``)."""
+    x = (images.float() - pixel_mean.view(1, -1, 1, 1)) / pixel_std.view(1, -1, 1, 1)
+    rows = torch.arange(x.shape[-2], device=x.device).view(1, -1, 1)
+    cols = torch.arange(x.shape[-1], device=x.device).view(1, 1, -1)
+    inside = (rows < input_size[:, 0].view(-1, 1, 1)) & (cols < input_size[:, 1].view(-1, 1, 1))
+    return x * inside.unsqueeze(1).to(x.dtype)
+
+
+def variants_for(hflip: bool, vflip: bool) -> list[Variant]:
+    """The flip variants a data module may produce; index 0 is always the un-augmented image."""
+    out: list[Variant] = [(False, False)]
+    if hflip:
+        out.append((True, False))
+    if vflip:
+        out.append((False, True))
+    if hflip and vflip:
+        out.append((True, True))
+    return out
+
+
+def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator | None, frac: float, max_px: float, width: int,
+                 height: int) -> np.ndarray:
+    """Move each box edge by N(0, frac * box side), clipped to ``max_px``; keep the box inside the image.
+
+    ``boxes`` (K, 4) as x1, y1, x2, y2 in pixels. A box never collapses below one pixel. (SAM trains with
+    noise of std 10 % of the side, at most 20 px; the defaults of the fine-tuning stage follow that.)
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    if rng is not None and frac > 0 and len(boxes):
+        bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        side = np.stack([bw, bh, bw, bh], axis=1)
+        noise = rng.normal(0.0, 1.0, boxes.shape) * frac * side
+        boxes += np.clip(noise, -max_px, max_px)
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+    x1 = np.minimum(boxes[:, 0], boxes[:, 2])
+    x2 = np.maximum(boxes[:, 0], boxes[:, 2])
+    y1 = np.minimum(boxes[:, 1], boxes[:, 3])
+    y2 = np.maximum(boxes[:, 1], boxes[:, 3])
+    # at least one pixel wide and high, still inside the image
+    x2 = np.maximum(x2, np.minimum(x1 + 1, width))
+    x1 = np.minimum(x1, x2 - 1)
+    y2 = np.maximum(y2, np.minimum(y1 + 1, height))
+    y1 = np.minimum(y1, y2 - 1)
+    return np.stack([x1, y1, x2, y2], axis=1)
+
+
+def _rng() -> np.random.Generator:
+    """A generator seeded from torch's RNG, which Lightning seeds per process and per data-loader worker."""
+    return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+
+
+class _FramesBase(Dataset):
+    """Frames ``refs = [(sequence index, 0-based frame)]`` of ``sequences``, decoded on request."""
+
+    def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], image_size: int) -> None:
+        self.sequences = list(sequences)
+        self.refs = list(refs)
+        self.image_size = int(image_size)
+        self._sources: dict[int, FrameSource] = {}
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def read_rgb(self, index: int) -> np.ndarray:
+        seq, frame = self.refs[index]
+        if seq not in self._sources:
+            self._sources[seq] = self.sequences[seq].frames()
+        return cv2.cvtColor(self._sources[seq].read(frame), cv2.COLOR_BGR2RGB)
+
+    def name(self, index: int) -> str:
+        seq, frame = self.refs[index]
+        return f"{self.sequences[seq].name}:{frame + 1}"
+
+
+class FramesDataset(_FramesBase):
+    """Frames for distillation: ``{"image", "input_size", "index", "variant"}``.
+
+    ``variant`` indexes ``variants_for(hflip, vflip)``: which flips were applied (always 0 without ``train``).
+    ``crop`` = (scale range, ratio range) draws a random resized crop of the frame before resizing.
+    """
+
+    def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], image_size: int, train: bool = False,
+                 hflip: bool = False, vflip: bool = False,
+                 crop: tuple[tuple[float, float], tuple[float, float]] | None = None) -> None:
+        super().__init__(sequences, refs, image_size)
+        self.train, self.crop = train, crop
+        self.variants = variants_for(hflip, vflip)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rgb = self.read_rgb(index)
+        variant = 0
+        if self.train and self.crop is not None:
+            rgb = random_resized_crop(rgb, _rng(), *self.crop)
+        img = resize_longest(rgb, self.image_size)
+        if self.train and len(self.variants) > 1:
+            variant = int(torch.randint(0, len(self.variants), ()).item())
+            img = _flip_np(img, self.variants[variant])
+        return {"image": pad_to_square(img, self.image_size), "input_size": torch.tensor(img.shape[:2]),
+                "index": index, "variant": variant}
+
+
+def _flip_np(img: np.ndarray, variant: Variant) -> np.ndarray:
+    if variant[0]:
+        img = img[:, ::-1]
+    if variant[1]:
+        img = img[::-1]
+    return np.ascontiguousarray(img)
+
+
+def random_resized_crop(rgb: np.ndarray, rng: np.random.Generator, scale: Seq[float],
+                        ratio: Seq[float]) -> np.ndarray:
+    """A crop of area ``scale`` x the frame's and aspect ``ratio`` (log-uniform), as torchvision draws it."""
+    h, w = rgb.shape[:2]
+    for _ in range(10):
+        area = h * w * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            return np.ascontiguousarray(rgb[y0:y0 + ch, x0:x0 + cw])
+    return rgb
+
+
+class BoxPromptDataset(_FramesBase):
+    """One frame with all its labelled animals.
+
+    A sample: ``image`` (3, S, S) uint8, ``input_size`` (h, w), ``original_size`` (H, W), ``boxes`` (K, 4)
+    float32 prompts in input-image pixels (x1, y1, x2, y2; jittered in training), ``masks`` (K, S, S) uint8
+    targets at input resolution (padded like the image), ``ids`` (K,), ``index``, ``name`` (``seq:frame``);
+    with ``keep_original``: ``masks_orig`` (K, H, W) bool and ``boxes_orig`` (K, 4), the exact GT boxes, at the
+    frame's own resolution (for validation IoU).
+    """
+
+    def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], labels: Seq[dict[str, Any]],
+                 image_size: int, train: bool = False, hflip: bool = False, vflip: bool = False,
+                 box_jitter: float = 0.0, box_jitter_max_px: float = 20.0, keep_original: bool = False) -> None:
+        super().__init__(sequences, refs, image_size)
+        self.labels = list(labels)
+        self.train, self.hflip, self.vflip = train, hflip, vflip
+        self.box_jitter, self.box_jitter_max_px = float(box_jitter), float(box_jitter_max_px)
+        self.keep_original = keep_original
+        self.transform = ResizeLongestSide(self.image_size)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rgb = self.read_rgb(index)
+        height, width = rgb.shape[:2]
+        lab = self.labels[index]
+        masks_orig = np.stack([rle.decode(r) for r in lab["rles"]])
+        if masks_orig.shape[1:] != (height, width):
+            raise DataFormatError(self.sequences[self.refs[index][0]].masks_path,
+                                  f"frame {self.refs[index][1] + 1}: masks are {masks_orig.shape[2]}x"
+                                  f"{masks_orig.shape[1]}, the frame is {width}x{height}")
+        boxes = jitter_boxes(lab["boxes"], _rng() if self.train else None, self.box_jitter, self.box_jitter_max_px,
+                             width, height)
+        img = self.transform.apply_image(rgb)
+        h, w = img.shape[:2]
+        boxes_in = self.transform.apply_boxes(boxes, (height, width))
+        masks_in = np.stack([cv2.resize(m.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
+                             for m in masks_orig])
+        if self.train and self.hflip and torch.rand(()) < 0.5:
+            img, masks_in = img[:, ::-1], masks_in[:, :, ::-1]
+            boxes_in[:, [0, 2]] = w - boxes_in[:, [2, 0]]
+        if self.train and self.vflip and torch.rand(()) < 0.5:
+            img, masks_in = img[::-1], masks_in[:, ::-1]
+            boxes_in[:, [1, 3]] = h - boxes_in[:, [3, 1]]
+        masks = torch.zeros((len(masks_in), self.image_size, self.image_size), dtype=torch.uint8)
+        masks[:, :h, :w] = torch.from_numpy(np.ascontiguousarray(masks_in))
+        sample = {"image": pad_to_square(img, self.image_size), "input_size": torch.tensor([h, w]),
+                  "original_size": torch.tensor([height, width]),
+                  "boxes": torch.from_numpy(boxes_in.astype(np.float32)), "masks": masks,
+                  "ids": torch.as_tensor(lab["ids"]), "index": index, "name": self.name(index)}
+        if self.keep_original:
+            sample["masks_orig"] = torch.from_numpy(masks_orig)
+            sample["boxes_orig"] = torch.as_tensor(np.asarray(lab["boxes"], dtype=np.float32))
+        return sample
+
+
+def collate_frames(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"image": torch.stack([s["image"] for s in samples]),
+            "input_size": torch.stack([s["input_size"] for s in samples]),
+            "index": torch.tensor([s["index"] for s in samples]),
+            "variant": torch.tensor([s["variant"] for s in samples])}
+
+
+def collate_prompts(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack frames; pad the K animals of each frame to the batch's largest K (``valid`` marks real ones)."""
+    kmax = max(len(s["boxes"]) for s in samples)
+    size = samples[0]["image"].shape[-1]
+    b = len(samples)
+    boxes = torch.zeros((b, kmax, 4))
+    masks = torch.zeros((b, kmax, size, size), dtype=torch.uint8)
+    valid = torch.zeros((b, kmax), dtype=torch.bool)
+    ids = torch.full((b, kmax), -1, dtype=torch.long)
+    for i, s in enumerate(samples):
+        k = len(s["boxes"])
+        boxes[i, :k], masks[i, :k], valid[i, :k], ids[i, :k] = s["boxes"], s["masks"], True, s["ids"]
+    out = {"image": torch.stack([s["image"] for s in samples]),
+           "input_size": torch.stack([s["input_size"] for s in samples]),
+           "original_size": torch.stack([s["original_size"] for s in samples]),
+           "boxes": boxes, "masks": masks, "valid": valid, "ids": ids,
+           "index": torch.tensor([s["index"] for s in samples]), "name": [s["name"] for s in samples]}
+    if "masks_orig" in samples[0]:
+        out["masks_orig"] = [s["masks_orig"] for s in samples]
+        out["boxes_orig"] = [s["boxes_orig"] for s in samples]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- indexing
+
+
+def _every(value: int, key: str) -> int:
+    if int(value) != value or value < 1:
+        raise ConfigError(key, f"must be a whole number >= 1, got {value}")
+    return int(value)
+
+
+def sequence_identity(seq: Sequence) -> dict[str, Any]:
+    """What identifies a sequence's content: the synthetic builder's config hash, else file sizes and times."""
+    build = seq.root / "build.json"
+    if build.is_file():
+        try:
+            return {"name": seq.name, "config_hash": json.loads(build.read_text())["config_hash"]}
+        except (ValueError, KeyError):
+            pass
+    stats = []
+    for path in (seq.gt_path, seq.masks_path, *(seq.root / n for n in ("video.mp4", "img1", "seqinfo.ini"))):
+        if path.exists():
+            st = path.stat()
+            stats.append([path.name, st.st_size, st.st_mtime_ns])
+    return {"name": seq.name, "files": stats}
+
+
+class _VideoFramesDataModule(LightningDataModule):
+    """Shared: read the manifest, index training and validation frames, build loaders."""
+
+    key_prefix = "stage.datamodule"
+
+    def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
+                 val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True,
+                 vflip: bool = False) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.image_size = int(image_size)
+        self.every = _every(every, f"{self.key_prefix}.every")
+        self.val_every = _every(val_every, f"{self.key_prefix}.val_every")
+        if batch_size < 1:
+            raise ConfigError(f"{self.key_prefix}.batch_size", f"must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.val_batch_size = int(val_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.hflip, self.vflip = bool(hflip), bool(vflip)
+        self.manifest: DatasetManifest | None = None
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    @property
+    def variants(self) -> list[Variant]:
+        return variants_for(self.hflip, self.vflip)
+
+    def _sequences(self, split: str) -> list[Sequence]:
+        if self.manifest is None:
+            self.manifest = DatasetManifest.read(self.root)
+        seqs = self.manifest.sequences(self.root, split)
+        if not seqs:
+            raise DataFormatError(self.root / DatasetManifest.FILE, f"lists no {split!r} sequences")
+        return seqs
+
+    def _loader(self, dataset: Dataset, train: bool, collate) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size if train else self.val_batch_size, shuffle=train,
+                          num_workers=self.num_workers, collate_fn=collate, persistent_workers=self.num_workers > 0,
+                          drop_last=False)
+
+    def frames_identity(self, split: str) -> dict[str, Any]:
+        """Content identity of a split's frame list (keys the distillation teacher cache)."""
+        dataset = self.train_set if split == "train" else self.val_set
+        refs = np.asarray(dataset.refs, dtype=np.int64)
+        return {"dataset": self.manifest.name, "sequences": [sequence_identity(s) for s in dataset.sequences],
+                "frames": hashlib.sha256(refs.tobytes()).hexdigest()[:16], "count": len(refs)}
+
+
+class FramesDataModule(_VideoFramesDataModule):
+    """Frames of the training videos (every ``every``-th) and of the evaluation videos (every ``val_every``-th).
+
+    ``crop``: ``{enabled, scale: [lo, hi], ratio: [lo, hi]}`` random resized crops (training only).
+    """
+
+    def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
+                 val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True, vflip: bool = False,
+                 crop: dict[str, Any] | None = None) -> None:
+        super().__init__(root, image_size, every, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
+        crop = dict(crop or {})
+        self.crop_enabled = bool(crop.get("enabled", False))
+        self.crop = ((tuple(crop.get("scale", (0.5, 1.0))), tuple(crop.get("ratio", (0.75, 4 / 3))))
+                     if self.crop_enabled else None)
+        if self.crop_enabled and not 0 < self.crop[0][0] <= self.crop[0][1] <= 1:
+            raise ConfigError(f"{self.key_prefix}.crop.scale", f"must be 0 < lo <= hi <= 1, got {self.crop[0]}")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train, val = self._sequences("train"), self._sequences("eval")
+        self.train_set = FramesDataset(train, _frame_refs(train, self.every), self.image_size, train=True,
+                                       hflip=self.hflip, vflip=self.vflip, crop=self.crop)
+        self.val_set = FramesDataset(val, _frame_refs(val, self.val_every), self.image_size)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True, collate_frames)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False, collate_frames)
+
+
+def _frame_refs(seqs: Seq[Sequence], every: int) -> list[tuple[int, int]]:
+    return [(i, f) for i, s in enumerate(seqs) for f in range(0, s.info.seq_length, every)]
+
+
+def _box_labels(seqs: Seq[Sequence], every: int) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+    """Frames (every ``every``-th) that have at least one GT row with flag > 0, with their boxes and masks."""
+    refs, labels = [], []
+    for si, seq in enumerate(seqs):
+        gt = seq.gt()
+        gt = gt.select(gt.conf > 0)
+        wanted = {}
+        for frame, rows in gt.frame_slices():
+            if (frame - 1) % every == 0:
+                wanted[frame] = rows
+        if not seq.has_masks():
+            raise DataFormatError(seq.masks_path, "fine-tuning needs instance masks (gt/masks.jsonl)")
+        found = {}
+        for frame, inst in rle.iter_masks(seq.masks_path):
+            rows = wanted.get(frame)
+            if rows is None:
+                continue
+            missing = [int(i) for i in rows.track_id if int(i) not in inst]
+            if missing:
+                raise DataFormatError(seq.masks_path, f"frame {frame}: no mask for id(s) {missing} of gt.txt")
+            found[frame] = [inst[int(i)] for i in rows.track_id]
+        for frame in sorted(wanted):
+            if frame not in found:
+                raise DataFormatError(seq.masks_path, f"frame {frame} has labelled animals but no mask record")
+            rows = wanted[frame]
+            refs.append((si, frame - 1))
+            labels.append({"boxes": rows.xyxy.astype(np.float32), "ids": rows.track_id.copy(), "rles": found[frame]})
+    return refs, labels
+
+
+class BoxPromptDataModule(_VideoFramesDataModule):
+    """Frames with all their animals' GT boxes as prompts and GT masks as targets (see :class:`BoxPromptDataset`).
+
+    Trains on the data set's training sequences (every ``every``-th frame with a labelled animal), validates on
+    its evaluation sequences (every ``val_every``-th), with exact boxes and original-resolution masks.
+    """
+
+    def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
+                 val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True, vflip: bool = True,
+                 box_jitter: float = 0.1, box_jitter_max_px: float = 20.0) -> None:
+        super().__init__(root, image_size, every, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
+        if box_jitter < 0 or box_jitter_max_px < 0:
+            raise ConfigError(f"{self.key_prefix}.box_jitter", "jitter must not be negative")
+        self.box_jitter, self.box_jitter_max_px = float(box_jitter), float(box_jitter_max_px)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train, val = self._sequences("train"), self._sequences("eval")
+        refs, labels = _box_labels(train, self.every)
+        if not refs:
+            raise DataFormatError(self.root, "the training sequences have no labelled (flag > 0) animal")
+        self.train_set = BoxPromptDataset(train, refs, labels, self.image_size, train=True, hflip=self.hflip,
+                                          vflip=self.vflip, box_jitter=self.box_jitter,
+                                          box_jitter_max_px=self.box_jitter_max_px)
+        refs, labels = _box_labels(val, self.val_every)
+        self.val_set = BoxPromptDataset(val, refs, labels, self.image_size, keep_original=True)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True, collate_prompts)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False, collate_prompts)

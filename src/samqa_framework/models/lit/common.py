@@ -1,0 +1,116 @@
+"""Shared pieces of the training stages: optimiser and schedule from config, the divergence check.
+
+``optimizer`` config: ``lr``, ``weight_decay``, ``betas``, ``eps`` and per-part learning-rate multipliers
+(``lr_scale: {image_encoder: 1.0, prompt_encoder: 1.0, mask_decoder: 1.0}``). AdamW; biases, norms and other
+1-D parameters (embeddings tokens included) get no weight decay.
+
+``scheduler`` config: ``name`` (``cosine`` | ``constant``), ``warmup_steps`` (linear from ``warmup_start``
+x lr), ``min_lr_ratio`` (cosine floor). The cosine runs over the training's horizon, whichever comes first of
+the step horizon (``max_steps`` / ``max_epochs`` as Lightning estimates it) and the time horizon (``max_time``:
+the fraction of the time budget used, from Lightning's ``Timer``), so a run bounded by ``max_time`` still
+anneals to its floor when the budget ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import Timer
+from torch import nn
+
+from samqa_framework.utils.errors import ConfigError, SamqaError
+
+
+class TrainingDivergedError(SamqaError, FloatingPointError):
+    """The loss became NaN or infinite; the message names the global step and the batch index."""
+
+
+def check_finite(loss: torch.Tensor, module: LightningModule, batch_idx: int, parts: Mapping[str, Any] = ()) -> None:
+    """Raise :class:`TrainingDivergedError` if ``loss`` is not finite (stops the Trainer)."""
+    if torch.isfinite(loss).all():
+        return
+    detail = ", ".join(f"{k}={float(v):.4g}" for k, v in dict(parts).items())
+    raise TrainingDivergedError(
+        f"non-finite training loss ({float(loss.detach()):g}) at global step {module.global_step}, epoch "
+        f"{module.current_epoch}, batch index {batch_idx}" + (f" ({detail})" if detail else "")
+        + ": lower stage.module.optimizer.lr, raise trainer.gradient_clip_val or check the data")
+
+
+def _parts(named: Iterable[tuple[str, nn.Parameter]]) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
+    for name, param in named:
+        if param.requires_grad:
+            groups.setdefault(name.split(".", 1)[0], []).append((name, param))
+    return groups
+
+
+def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """AdamW over ``model``'s trainable parameters, one group per top-level child (x its ``lr_scale``) and
+    decay / no-decay."""
+    lr = float(cfg.get("lr", 1e-3))
+    if not lr > 0:
+        raise ConfigError("stage.module.optimizer.lr", f"must be positive, got {lr}")
+    wd = float(cfg.get("weight_decay", 0.0))
+    scales = dict(cfg.get("lr_scale") or {})
+    groups = []
+    for part, params in _parts(model.named_parameters()).items():
+        scale = float(scales.get(part, 1.0))
+        decay = [p for n, p in params if p.ndim > 1]
+        no_decay = [p for n, p in params if p.ndim <= 1]
+        for ps, w, suffix in ((decay, wd, ""), (no_decay, 0.0, "-no_decay")):
+            if ps:
+                groups.append({"params": ps, "lr": lr * scale, "weight_decay": w, "name": part + suffix})
+    if not groups:
+        raise ConfigError("stage.module", "no trainable parameters (is everything frozen?)")
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.get("betas", (0.9, 0.999))),
+                             eps=float(cfg.get("eps", 1e-8)), weight_decay=wd)
+
+
+def training_progress(module: LightningModule, total: float | None = None) -> float:
+    """Fraction in [0, 1] of the training horizon used: max of the step fraction and the time-budget fraction.
+
+    ``total``: the step horizon (default: Lightning's ``estimated_stepping_batches``; inf when only time-bound).
+    """
+    trainer = module._trainer
+    if trainer is None:
+        return 0.0
+    progress = 0.0
+    total = trainer.estimated_stepping_batches if total is None else total
+    if total and math.isfinite(total) and total > 0:
+        progress = trainer.global_step / total
+    for cb in trainer.callbacks:
+        if isinstance(cb, Timer) and cb._duration:
+            progress = max(progress, cb.time_elapsed("train") / cb._duration)
+    return min(max(progress, 0.0), 1.0)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, module: LightningModule,
+                    cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A per-step ``LambdaLR``: linear warmup, then cosine to ``min_lr_ratio`` (or constant)."""
+    name = str(cfg.get("name", "cosine"))
+    if name not in ("cosine", "constant"):
+        raise ConfigError("stage.module.scheduler.name", f"must be 'cosine' or 'constant', got {name!r}")
+    warmup = int(cfg.get("warmup_steps", 0))
+    start = float(cfg.get("warmup_start", 0.01))
+    floor = float(cfg.get("min_lr_ratio", 0.0))
+    total = module._trainer.estimated_stepping_batches if module._trainer is not None else None
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return start + (1.0 - start) * step / warmup
+        if name == "constant":
+            return 1.0
+        p = training_progress(module, total)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"scheduler": sched, "interval": "step", "frequency": 1}
+
+
+def set_trainable(module: nn.Module, trainable: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(trainable)

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from samqa_framework.data import rle
+from samqa_framework.data.datamodules import (
+    BoxPromptDataModule,
+    FramesDataModule,
+    jitter_boxes,
+    normalize_images,
+)
+from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.hydra import CONFIG_DIR
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_mice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny synthetic mice: 4 animals, some hidden in the tunnel (flag 0 rows)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("generate", overrides=["data=synthetic_mice", "data.size=tiny"])
+    GlobalHydra.instance().clear()
+    root = tmp_path_factory.mktemp("data") / "mice"
+    instantiate(cfg.data, _convert_="all").build(root)
+    return root
+
+
+def test_box_prompt_batches_have_sam_shapes_and_padding(tiny_mice: Path) -> None:
+    dm = BoxPromptDataModule(str(tiny_mice), image_size=SIZE, every=2, val_every=5, batch_size=3)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    b, k = batch["valid"].shape
+    assert batch["image"].shape == (b, 3, SIZE, SIZE) and batch["image"].dtype == torch.uint8
+    assert batch["input_size"].tolist() == [[48, 64]] * b  # 160x120 -> longest side 64
+    assert batch["original_size"].tolist() == [[120, 160]] * b
+    assert batch["boxes"].shape == (b, k, 4) and batch["masks"].shape == (b, k, SIZE, SIZE)
+    assert 1 <= k <= 4
+    assert batch["image"][:, :, 48:].sum() == 0 and batch["masks"][:, :, 48:].sum() == 0  # padded like SAM
+    for i in range(b):  # every valid prompt has a non-empty target; padding prompts are empty
+        areas = batch["masks"][i].flatten(1).sum(1)
+        assert (areas[batch["valid"][i]] > 0).all() and (areas[~batch["valid"][i]] == 0).all()
+    x = normalize_images(batch["image"], batch["input_size"], torch.tensor([1.0, 2, 3]), torch.tensor([2.0, 2, 2]))
+    assert x[:, :, 48:].abs().sum() == 0 and x[:, :, :48].abs().sum() > 0
+
+
+def test_prompts_are_the_flagged_gt_rows_with_exact_masks(tiny_mice: Path) -> None:
+    dm = BoxPromptDataModule(str(tiny_mice), image_size=SIZE, val_every=1)
+    dm.setup("validate")
+    seqs = DatasetManifest.read(tiny_mice).sequences(tiny_mice, "eval")
+    gts = [s.gt() for s in seqs]
+    masks = [dict(rle.iter_masks(s.masks_path)) for s in seqs]
+    for i, (si, frame) in enumerate(dm.val_set.refs):
+        rows = gts[si].rows_of(frame + 1)
+        flagged = rows.select(rows.conf > 0)
+        s = dm.val_set[i]
+        assert s["ids"].tolist() == flagged.track_id.tolist()
+        np.testing.assert_allclose(s["boxes_orig"].numpy(), flagged.xyxy, atol=1e-4)
+        for k, tid in enumerate(flagged.track_id):
+            assert torch.equal(s["masks_orig"][k], torch.from_numpy(rle.decode(masks[si][frame + 1][int(tid)])))
+    labelled = sum(1 for g, seq in zip(gts, seqs, strict=True) for f in range(1, seq.info.seq_length + 1)
+                   if (g.rows_of(f).conf > 0).any())
+    assert len(dm.val_set) == labelled > 0
+    prompts = sum(len(lab["ids"]) for lab in dm.val_set.labels)
+    hidden = sum(int((g.conf == 0).sum()) for g in gts)
+    assert hidden > 0 and prompts == sum(len(g) for g in gts) - hidden  # flag-0 rows (in the tunnel) are no prompt
+
+
+def test_training_boxes_follow_flips_and_stay_inside_the_image(tiny_mice: Path) -> None:
+    dm = BoxPromptDataModule(str(tiny_mice), image_size=SIZE, hflip=True, vflip=True, box_jitter=0.0)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    for i in range(12):
+        s = dm.train_set[i]
+        h, w = s["input_size"].tolist()
+        for box, mask in zip(s["boxes"], s["masks"], strict=True):
+            ys, xs = np.nonzero(mask.numpy())
+            # the mask at input resolution sits in its (flipped) box, to within resampling
+            assert xs.min() >= box[0] - 1.5 and xs.max() + 1 <= box[2] + 1.5
+            assert ys.min() >= box[1] - 1.5 and ys.max() + 1 <= box[3] + 1.5
+            assert 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h
+
+    jittered = BoxPromptDataModule(str(tiny_mice), image_size=SIZE, hflip=False, vflip=False, box_jitter=2.0,
+                                   box_jitter_max_px=500)
+    jittered.setup("fit")
+    moved = []
+    for i in range(12):
+        s = jittered.train_set[i]
+        h, w = s["input_size"].tolist()
+        b = s["boxes"]
+        assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all() and (b[:, 2] <= w).all() and (b[:, 3] <= h).all()
+        assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+        exact = torch.from_numpy(jittered.train_set.labels[i]["boxes"]) * (w / 160)
+        moved.append(float((b - exact).abs().max()))
+    assert max(moved) > 5  # the jitter really moves the prompts
+
+
+def test_jitter_boxes_bounds_and_scale() -> None:
+    rng = np.random.default_rng(0)
+    boxes = np.array([[10.0, 20, 50, 40], [0, 0, 3, 2], [150, 110, 160, 120]] * 200)
+    out = jitter_boxes(boxes, rng, frac=0.5, max_px=1000, width=160, height=120)
+    assert (out[:, [0, 2]] >= 0).all() and (out[:, [0, 2]] <= 160).all()
+    assert (out[:, [1, 3]] >= 0).all() and (out[:, [1, 3]] <= 120).all()
+    assert (out[:, 2] - out[:, 0] >= 1 - 1e-9).all() and (out[:, 3] - out[:, 1] >= 1 - 1e-9).all()
+    # box 40 x 20 px: edges move by N(0, 0.1 * side) = 4 px in x, 2 px in y
+    shift = jitter_boxes(boxes[:1].repeat(4000, 0), rng, frac=0.1, max_px=30, width=160, height=120) - boxes[:1]
+    np.testing.assert_allclose(shift.std(axis=0), [4, 2, 4, 2], rtol=0.1)
+    clipped = jitter_boxes(boxes[:1].repeat(500, 0), rng, frac=0.1, max_px=3, width=160, height=120) - boxes[:1]
+    assert np.abs(clipped).max() <= 3 + 1e-9 and np.abs(clipped[:, 0]).max() == 3
+    np.testing.assert_array_equal(jitter_boxes(boxes, None, 0.5, 10, 160, 120), boxes)
+
+
+def test_frames_datamodule_subsamples_and_splits(tiny_mice: Path) -> None:
+    dm = FramesDataModule(str(tiny_mice), image_size=SIZE, every=3, val_every=4, batch_size=5)
+    dm.setup("fit")
+    assert len(dm.train_set) == len(range(0, 40, 3)) and len(dm.val_set) == 2 * len(range(0, 20, 4))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (5, 3, SIZE, SIZE) and batch["variant"].max() < len(dm.variants)
+    val = next(iter(dm.val_dataloader()))
+    assert val["variant"].tolist() == [0] * len(val["variant"])  # no augmentation in validation
+    assert dm.frames_identity("train") != dm.frames_identity("val")
+
+
+def test_bad_subsampling_is_a_config_error(tiny_mice: Path) -> None:
+    with pytest.raises(ConfigError, match=r"stage\.datamodule\.every"):
+        BoxPromptDataModule(str(tiny_mice), image_size=SIZE, every=0)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+
+from samqa_framework.models.sam.builder import build_sam
+from samqa_framework.models.sam.encoders import TimmEncoder
+from samqa_framework.models.sam.predictor import SamMaskPredictor
+
+H, W = 48, 80  # not square, not the encoder size: exercises resizing and padding
+
+
+@pytest.fixture(scope="module")
+def sam():
+    torch.manual_seed(0)
+    return build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)).eval()
+
+
+@pytest.fixture
+def counted(sam):
+    """A predictor plus the list of inputs its image encoder saw (one entry per encoder pass)."""
+    seen: list[torch.Tensor] = []
+    handle = sam.image_encoder.register_forward_hook(lambda _m, args, _out: seen.append(args[0].clone()))
+    yield SamMaskPredictor(sam), seen
+    handle.remove()
+
+
+def _frame(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+BOXES = np.array([[2, 3, 30, 40], [40, 10, 79, 47], [0, 0, 80, 48], [10, 10, 20, 20], [50, 5, 70, 25]], np.float32)
+
+
+def test_one_encoder_pass_for_k_boxes_and_repeated_calls(counted) -> None:
+    predictor, seen = counted
+    frame = _frame()
+    masks, scores = predictor.predict_boxes(frame, BOXES)
+    assert len(seen) == 1
+    assert masks.shape == (5, H, W) and masks.dtype == bool
+    assert scores.shape == (5,) and scores.dtype == np.float32
+    predictor.predict_boxes(frame, BOXES[:2])
+    predictor.predict_points(frame, np.array([[[10, 10]]]))
+    predictor.predict_boxes(frame.copy(), BOXES)  # same pixels, other buffer
+    assert len(seen) == 1 and predictor.encoder_calls == 1
+    predictor.predict_boxes(_frame(1), BOXES)
+    assert len(seen) == 2
+    frame[0, 0, 0] ^= 1  # a video reader overwriting its buffer in place: a new frame
+    predictor.predict_boxes(frame, BOXES)
+    assert len(seen) == 3
+
+
+def test_box_masks_match_segment_anythings_predictor(sam) -> None:
+    frame = _frame(2)
+    ours = SamMaskPredictor(sam)
+    masks, scores = ours.predict_boxes(frame, BOXES)
+    ref = SamPredictor(sam)
+    ref.set_image(frame, image_format="BGR")
+    for i, box in enumerate(BOXES):
+        ref_masks, ref_scores, _ = ref.predict(box=box, multimask_output=False)
+        assert np.array_equal(masks[i], ref_masks[0])
+        assert scores[i] == pytest.approx(float(ref_scores[0]), abs=1e-5)
+
+
+def test_multimask_keeps_the_best_scoring_mask(sam) -> None:
+    frame = _frame(3)
+    predictor = SamMaskPredictor(sam, multimask=True)
+    masks, scores = predictor.predict_points(frame, np.array([[[20, 20]], [[60, 30]]]))
+    ref = SamPredictor(sam)
+    ref.set_image(frame, image_format="BGR")
+    for i, point in enumerate(([20, 20], [60, 30])):
+        ref_masks, ref_scores, _ = ref.predict(point_coords=np.array([point]), point_labels=np.array([1]),
+                                               multimask_output=True)
+        best = int(np.argmax(ref_scores))
+        assert scores[i] == pytest.approx(float(ref_scores.max()), abs=1e-5)
+        assert np.array_equal(masks[i], ref_masks[best])
+
+
+def test_points_with_labels(counted) -> None:
+    predictor, seen = counted
+    frame = _frame(4)
+    points = np.array([[[10, 10], [30, 20]], [[60, 40], [5, 5]], [[70, 10], [71, 11]]], np.float32)
+    labels = np.array([[1, 0], [1, 1], [1, 0]])
+    masks, scores = predictor.predict_points(frame, points, labels)
+    assert masks.shape == (3, H, W) and scores.shape == (3,)
+    _flipped_masks, flipped_scores = predictor.predict_points(frame, points, 1 - labels)
+    assert len(seen) == 1
+    # foreground/background labels reach the decoder: flipping them changes the answer
+    assert not np.array_equal(flipped_scores, scores)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        predictor.predict_points(frame, points, labels.T)
+
+
+def test_empty_prompts_give_empty_arrays(counted) -> None:
+    predictor, _ = counted
+    frame = _frame(5)
+    masks, scores = predictor.predict_boxes(frame, np.zeros((0, 4)))
+    assert masks.shape == (0, H, W) and masks.dtype == bool and scores.shape == (0,)
+    masks, scores = predictor.predict_points(frame, np.zeros((0, 1, 2)))
+    assert masks.shape == (0, H, W) and scores.shape == (0,)
+
+
+def test_bgr_and_rgb_frames_give_the_same_encoder_input(counted) -> None:
+    predictor, seen = counted
+    bgr = _frame(6)
+    predictor.set_frame(bgr, bgr=True)
+    predictor.set_frame(np.ascontiguousarray(bgr[:, :, ::-1]), bgr=False)
+    assert len(seen) == 2 and torch.equal(seen[0], seen[1])
+    predictor.set_frame(bgr, bgr=False)  # same pixels read the other way round: a different image
+    assert len(seen) == 3 and not torch.equal(seen[0], seen[2])
+
+
+def test_grey_frame_and_bad_inputs(counted) -> None:
+    predictor, _ = counted
+    masks, _scores = predictor.predict_boxes(_frame(7)[:, :, 0], BOXES[:1])
+    assert masks.shape == (1, H, W)
+    with pytest.raises(ValueError, match="uint8"):
+        predictor.set_frame(_frame(7).astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(K, 4\)"):
+        predictor.predict_boxes(_frame(7), np.array([1, 2, 3, 4, 5, 6]))
+
+
+def test_many_prompts_are_decoded_in_chunks_with_the_same_result(counted) -> None:
+    predictor, seen = counted
+    frame = _frame(8)
+    boxes = np.concatenate([BOXES] * 5)  # 25 > PROMPT_CHUNK
+    masks, scores = predictor.predict_boxes(frame, boxes)
+    assert masks.shape == (25, H, W) and len(seen) == 1
+    one, one_score = predictor.predict_boxes(frame, boxes[-1:])
+    assert np.array_equal(masks[-1], one[0]) and scores[-1] == pytest.approx(one_score[0], abs=1e-5)
