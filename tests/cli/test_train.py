@@ -82,6 +82,7 @@ def test_finetune_end_to_end_exports_a_loadable_sam(compose_cfg, tmp_path: Path,
     assert (Path(cfg.paths.output_dir) / "overlays" / "val_overlay_0.png").is_file()
 
 
+@pytest.mark.slow
 def test_resume_from_ckpt_path_continues_the_run(compose_cfg, tmp_path: Path) -> None:
     common = [*TINY, f"dataset_dir={tmp_path}/data", "+trainer.limit_val_batches=1", "stage.datamodule.every=10",
               "stage.datamodule.batch_size=2", "final_validate=false", "+callbacks.last._target_="

@@ -118,6 +118,7 @@ def test_nan_loss_stops_training_naming_step_and_batch(tiny_rats: Path) -> None:
     assert t.global_step == 2
 
 
+@pytest.mark.slow
 def test_resume_from_lightning_checkpoint(tiny_rats: Path, tmp_path: Path) -> None:
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     module = FinetuneModule(tiny_sam(), optimizer={"lr": 1e-3}, scheduler={"warmup_steps": 2})
@@ -142,6 +143,7 @@ def test_resume_from_lightning_checkpoint(tiny_rats: Path, tmp_path: Path) -> No
     assert t2.global_step == 4
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_one_batch_lower_the_loss(tiny_rats: Path) -> None:
     dm = datamodule(tiny_rats, hflip=False, vflip=False, box_jitter=0.0)
     dm.setup("fit")
