@@ -1,6 +1,7 @@
 """Image-encoder benchmark: SAM ViT-B teacher vs TinyViT students at the same input size, on the CPU.
 
-Each (model, size) runs in its own child process (2 threads, batch 1, eval + inference_mode, random weights),
+Each (model, size) runs in its own child process (2 threads, batch 1, eval + inference_mode, random weights,
+students fused for inference as the predictor runs them: conv + BatchNorm folded, channels-last),
 so its peak RSS is its own: ``peak_rss_mb`` is the child's whole peak (Python + torch + model + activations),
 ``base_rss_mb`` the same child's RSS after imports, before the model is built (the table's "(+model)" column
 is the difference: weights + activations). Time is the median of ``repeats`` forward passes after ``warmup``
@@ -46,8 +47,9 @@ def child(model: str, size: int, repeats: int, warmup: int, threads: int) -> dic
     t0 = time.perf_counter()
     encoder = SamViTEncoder(model, img_size=size) if model == TEACHER else TimmEncoder(STUDENTS[model], size)
     build_s = time.perf_counter() - t0
-    encoder.eval()
-    params = sum(p.numel() for p in encoder.parameters())
+    params = sum(p.numel() for p in encoder.parameters())  # before fusing: the model as trained
+    # Each model in its inference form, as the annotators run it (the ViT has no conv + BN pairs to fold).
+    encoder = encoder.fuse_for_inference() if hasattr(encoder, "fuse_for_inference") else encoder.eval()
     x = torch.randn(1, 3, size, size)
     times = []
     usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

@@ -74,3 +74,20 @@ def test_unknown_vit_variant_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as err:
         SamViTEncoder("vit_x", img_size=64)
     assert err.value.key == "model.encoder.variant"
+
+
+def test_fuse_for_inference_keeps_the_output_and_removes_batchnorm() -> None:
+    torch.manual_seed(0)
+    encoder = TimmEncoder("tiny_vit_5m_224", img_size=64).eval()
+    for module in encoder.modules():  # non-trivial statistics, so a wrong fold would show
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        before = encoder(x)
+        after = encoder.fuse_for_inference()(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules())
+    assert encoder.channels_last
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)

@@ -43,11 +43,15 @@ class SamMaskPredictor:
     ``sam`` is moved to ``device`` and put in eval mode. ``set_frame`` runs the image encoder once; the
     ``predict_*`` methods call it themselves and reuse the embedding while the frame's content is unchanged
     (identical pixels, shape and colour order), so any number of prompt calls on one frame cost one encoder pass.
+    With ``fuse`` an encoder that supports it (``TimmEncoder.fuse_for_inference``) is fused in place for speed:
+    the predictor then owns the model, which can no longer be trained.
     With ``multimask`` the decoder proposes three masks per prompt and the one with the highest predicted IoU is
     kept; otherwise its single-mask output is used.
     """
 
-    def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False) -> None:
+    def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False, fuse: bool = True) -> None:
+        if fuse and hasattr(sam.image_encoder, "fuse_for_inference"):
+            sam.image_encoder.fuse_for_inference()
         self.sam = sam.to(device).eval()
         self.device = torch.device(device)
         self.multimask = multimask
