@@ -8,6 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict, read_write
 
 from samqa_framework.utils.hydra import CONFIG_DIR
@@ -46,3 +47,23 @@ def sleap_clip() -> Path:
     if not (path / "clip.slp").is_file():
         pytest.skip(f"real data not found at {path}")
     return path
+
+
+def build_tiny(root: Path, data: str = "synthetic_rats") -> Path:
+    """A tiny synthetic data set (160x120, 40 training and 2x20 evaluation frames) in ``root``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("generate", overrides=[f"data={data}", "data.size=tiny"])
+    GlobalHydra.instance().clear()
+    instantiate(cfg.data, _convert_="all").build(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_rats(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("data") / "synthetic_rats-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_mice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("data") / "synthetic_mice-tiny", "synthetic_mice")

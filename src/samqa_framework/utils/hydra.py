@@ -33,7 +33,8 @@ register_resolvers()
 
 
 def run_task(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Wrap a Hydra task: offline defaults, and bad input reported as one line with exit status 1.
+    """Wrap a Hydra task: offline defaults, and bad input reported as one line with exit status 1 (or the
+    error's own ``exit_code``, e.g. 3 when a person must supply prompts).
 
     A ``SamqaError`` names the file/line or config key at fault, so a traceback would only hide it.
     Other exceptions keep Hydra's own reporting (they are bugs, and the traceback matters).
@@ -51,6 +52,6 @@ def run_task(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
                 raise
             log.debug("bad input: %s", cause)
             print(f"error: {cause}", file=sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(getattr(cause, "exit_code", 1)) from None
 
     return wrapper

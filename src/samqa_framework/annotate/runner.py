@@ -1,0 +1,130 @@
+"""Run an annotator over a sequence: stream frames, store each frame durably, resume after a crash, report.
+
+Frames are read lazily from where the store stops, so a restart costs no recomputation and the labels equal an
+uninterrupted run's (the annotator's state is rebuilt by replaying the stored frames through ``commit``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from samqa_framework.annotate.base import Annotator, FrameLabels
+from samqa_framework.annotate.ground_truth import GroundTruthFrames
+from samqa_framework.annotate.quality import LabelQuality, format_quality
+from samqa_framework.annotate.store import LabelStore
+from samqa_framework.data.mot import MotTable
+from samqa_framework.data.preview import draw_labels
+from samqa_framework.data.sequence import Sequence
+from samqa_framework.data.video import VideoWriter
+from samqa_framework.utils.errors import DataFormatError
+from samqa_framework.utils.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnnotationResult:
+    out_dir: Path
+    labels: Path            # MOT labels.txt
+    masks: Path             # masks.jsonl
+    frames: int
+    counts: dict[str, int]  # prompts, interventions, recoveries over the whole sequence
+    quality: dict[str, Any] | None  # label_quality.json's content, when the sequence has ground truth
+
+
+def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | os.PathLike[str],
+                      fingerprint: Mapping[str, Any] | None = None, max_frames: int | None = None,
+                      progress: bool = True, overlay: bool = False, num_animals: int | None = None
+                      ) -> AnnotationResult:
+    """Annotate ``sequence`` into ``out_dir`` (resuming a previous run of the same fingerprint there).
+
+    ``max_frames`` stops early (a prefix of the sequence, e.g. for quick runs). ``overlay`` also writes
+    ``overlay.mp4`` (labels drawn on the frames). Raises whatever the annotator raises (e.g.
+    ``PromptsNeeded``); every frame finished before that is already on disk.
+    """
+    if sequence.gt_path.is_file():
+        sequence.gt()  # frames and ground truth must agree before any work (names the file at fault)
+    store = LabelStore(out_dir, fingerprint)
+    frames = sequence.frames()
+    total = sequence.info.seq_length if max_frames is None else min(int(max_frames), sequence.info.seq_length)
+    annotator.start(sequence, num_animals)
+    done = 0
+    for labels in store.records():
+        if done >= total:
+            break
+        annotator.commit(labels)
+        done += 1
+    if done:
+        log.info("%s: resuming %s at frame %d of %d", annotator.name, sequence.name, done + 1, total)
+    interventions = 0
+    try:
+        bar = tqdm(total=total, initial=done, desc=f"{annotator.name} {sequence.name}", unit="frame",
+                   disable=not progress, dynamic_ncols=True)
+        with bar:
+            for index, image in enumerate(frames.iter_range(done, total), start=done):
+                labels = annotator.step(index + 1, image)
+                store.append(labels)
+                annotator.commit(labels)
+                bar.update(1)
+                done += 1
+                if labels.interventions:
+                    interventions += labels.interventions
+                    bar.set_postfix(interventions_this_run=interventions, refresh=False)
+    finally:
+        annotator.close()
+    if done < total:  # the decoder ran out before the frame count the sequence (and its ground truth) claim
+        raise DataFormatError(getattr(frames, "path", sequence.root), f"video ended after {done} frames; "
+                              f"{sequence.name} should have {total} (labels up to frame {done} are kept)")
+    labels_path, masks_path = store.export()
+    counts = {"prompts": 0, "interventions": 0, "recoveries": 0}
+    stored = 0
+    for labels in store.records():
+        if labels.frame > total:
+            break
+        stored += 1
+        counts["prompts"] += labels.prompts
+        counts["interventions"] += labels.interventions
+        counts["recoveries"] += labels.recoveries
+    quality = label_quality_report(store, sequence, annotator.name, total) if sequence.gt_path.is_file() else None
+    if overlay:
+        write_overlay(store, sequence, Path(out_dir) / "overlay.mp4", total)
+    return AnnotationResult(Path(out_dir), labels_path, masks_path, stored, counts, quality)
+
+
+def label_quality_report(store: LabelStore, sequence: Sequence, name: str, total: int) -> dict[str, Any]:
+    """``label_quality.json`` and ``label_quality.md`` in the store's folder; returns the report."""
+    gt = GroundTruthFrames(sequence)
+    quality = LabelQuality()
+    for labels in store.records():
+        if labels.frame > total:
+            break
+        quality.update(labels, gt.labels(labels.frame))
+    report = {"method": name, "sequence": sequence.name, **quality.result()}
+    atomic_write_json(store.root / "label_quality.json", report)
+    atomic_write_text(store.root / "label_quality.md", format_quality(name, report) + "\n")
+    return report
+
+
+def _rows(labels: FrameLabels) -> MotTable:
+    insts = labels.instances
+    boxes = [[i.box[0], i.box[1], i.box[2] - i.box[0], i.box[3] - i.box[1]] for i in insts]
+    return MotTable([labels.frame] * len(insts), [i.track_id for i in insts], boxes)
+
+
+def write_overlay(store: LabelStore, sequence: Sequence, path: Path, total: int) -> Path:
+    """The labels drawn on the frames (box, id, mask outline), streamed frame by frame."""
+    from samqa_framework.data import rle
+
+    info = sequence.info
+    with VideoWriter(path, fps=info.frame_rate, size=(info.width, info.height)) as writer:
+        for labels, image in zip(store.records(), sequence.frames().iter_range(0, total), strict=False):
+            masks = {i.track_id: rle.encode(i.mask) for i in labels.instances if i.mask is not None}
+            writer.write(draw_labels(image, _rows(labels), masks))
+    return path

@@ -1,0 +1,152 @@
+"""The SAM-QA loop (paper Fig. 1): initialise with manual prompts, carry box prompts frame to frame, clean,
+associate, check; on failure recover once automatically, then ask a person."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from samqa_framework.annotate.association import mask_iou_matrix, match
+from samqa_framework.annotate.base import Annotator, FrameLabels, Instance, mask_box
+from samqa_framework.annotate.prompts import PromptProvider
+from samqa_framework.annotate.samqa.checks import failing_ids
+from samqa_framework.annotate.samqa.cleanup import CleanupParams, clean_mask
+from samqa_framework.annotate.samqa.recovery import recovery_prompt
+from samqa_framework.data.sequence import Sequence
+
+
+class MaskPredictor(Protocol):
+    """``SamMaskPredictor`` (light SAM) or ``Sam2PointPredictor`` (SAM 2 image predictor)."""
+
+    def predict_boxes(self, frame: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def predict_points(self, frame: np.ndarray, points: np.ndarray,
+                       labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class SamQaAnnotator(Annotator):
+    """SAM-QA with a box-prompted ``predictor`` and a ``prompts`` provider for the manual prompts.
+
+    ``qa``: ``overlap_thresh``, ``size_ratio`` [lo, hi], ``recovery`` (bool), ``recovery_grid`` (n: n x n points),
+    ``cleanup`` (see :mod:`.cleanup`), ``box_margin`` (the carried box grows by this fraction of its side on each
+    edge, room for motion), ``recheck_missing`` (with ``num_animals`` known: while fewer animals are labelled,
+    ask a person again after this many frames; 0 disables the count condition).
+    ``recovery_predictor``: the model of the grid-point recovery (SAM 2's image predictor when configured);
+    None uses ``predictor``.
+    """
+
+    name = "samqa"
+
+    def __init__(self, predictor: MaskPredictor, prompts: PromptProvider, qa: Mapping[str, Any],
+                 recovery_predictor: MaskPredictor | None = None, num_animals: int | None = None) -> None:
+        super().__init__(num_animals)
+        self.predictor = predictor
+        self.recovery_predictor = recovery_predictor or predictor
+        self.prompts = prompts
+        self.overlap_thresh = float(qa["overlap_thresh"])
+        self.size_ratio = tuple(float(v) for v in qa["size_ratio"])
+        if len(self.size_ratio) != 2 or not 0 <= self.size_ratio[0] <= 1 <= self.size_ratio[1]:
+            raise ValueError(f"qa.size_ratio must be [lo, hi] with lo <= 1 <= hi, got {list(qa['size_ratio'])}")
+        self.recovery = bool(qa.get("recovery", True))
+        self.grid = int(qa.get("recovery_grid", 4))
+        self.cleanup = CleanupParams(**dict(qa.get("cleanup") or {}))
+        self.box_margin = float(qa.get("box_margin", 0.0))
+        self.recheck_missing = int(qa.get("recheck_missing", 0))
+        self.size = (0, 0)
+
+    def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
+        super().start(sequence, num_animals)
+        self.prompts.start(sequence)
+        self.size = (sequence.info.width, sequence.info.height)
+        self.reference_area: dict[int, float] = {}
+        self.last_manual = 0
+
+    # -- state (rebuilt from the store on resume) --------------------------------------------------------------
+    def commit(self, labels: FrameLabels) -> None:
+        super().commit(labels)
+        if labels.interventions:
+            self.last_manual = labels.frame
+        for inst in labels.instances:
+            if inst.source == "manual":
+                self.reference_area[inst.track_id] = inst.area
+
+    # -- one frame ---------------------------------------------------------------------------------------------
+    def _carry_box(self, box: np.ndarray) -> np.ndarray:
+        w, h = self.size
+        x1, y1, x2, y2 = box
+        mx, my = self.box_margin * (x2 - x1), self.box_margin * (y2 - y1)
+        return np.array([max(x1 - mx, 0), max(y1 - my, 0), min(x2 + mx, w), min(y2 + my, h)])
+
+    def _clean(self, masks: np.ndarray) -> list[np.ndarray]:
+        return [clean_mask(m, self.cleanup) for m in masks]
+
+    def _manual(self, frame: int, image: np.ndarray, current: FrameLabels | None, recoveries: int) -> FrameLabels:
+        """A person's boxes (the prompt provider), segmented: the box is the label, the mask what is carried on."""
+        boxes = self.prompts.boxes(frame, image, current)
+        ids = sorted(boxes)
+        instances = []
+        if ids:
+            masks, scores = self.predictor.predict_boxes(image, np.stack([boxes[i] for i in ids]))
+            for i, mask, score in zip(ids, self._clean(masks), scores, strict=True):
+                instances.append(Instance(i, boxes[i], float(score), "manual", mask if mask.any() else None))
+        return FrameLabels(frame, instances, prompts=len(ids), interventions=1, recoveries=recoveries)
+
+    def _associate(self, prev: list[Instance], masks: list[np.ndarray], scores: np.ndarray
+                   ) -> dict[int, tuple[np.ndarray, float]]:
+        """Identity of each new mask: Hungarian on mask IoU with the previous frame's masks (a mask that overlaps
+        no previous one keeps the identity whose box prompted it)."""
+        prev_masks = [p.mask if p.mask is not None else np.zeros(masks[0].shape, bool) for p in prev]
+        owner = [p.track_id for p in prev]
+        for r, c in match(mask_iou_matrix(prev_masks, masks)):
+            owner[c] = prev[r].track_id
+        if len(set(owner)) < len(owner):  # a partial match must not give two masks one identity
+            owner = [p.track_id for p in prev]
+        return {i: (m, float(s)) for i, m, s in zip(owner, masks, scores, strict=True)}
+
+    def _fails(self, current: Mapping[int, tuple[np.ndarray, float]]) -> dict[int, str]:
+        return failing_ids({i: m for i, (m, _) in current.items()}, self.reference_area, self.overlap_thresh,
+                           self.size_ratio)
+
+    def _recover(self, image: np.ndarray, prev: Mapping[int, Instance], current: dict[int, tuple[np.ndarray, float]],
+                 fails: Mapping[int, str]) -> set[int]:
+        w, h = self.size
+        recovered = set()
+        for i in fails:
+            others = {j: m for j, (m, _) in current.items() if j != i and j not in fails}
+            points, labels = recovery_prompt(self._carry_box(prev[i].box), prev[i].mask, others, self.grid, w, h)
+            masks, scores = self.recovery_predictor.predict_points(image, points[None], labels[None])
+            current[i] = (clean_mask(masks[0], self.cleanup), float(scores[0]))
+            recovered.add(i)
+        return recovered
+
+    def step(self, frame: int, image: np.ndarray) -> FrameLabels:
+        prev = self.previous
+        if prev is None:
+            return self._manual(frame, image, None, 0)
+        if not prev.instances:  # nothing visible at the last look: look again after recheck_missing frames
+            if frame - self.last_manual >= max(self.recheck_missing, 1):
+                return self._manual(frame, image, None, 0)
+            return FrameLabels(frame)
+        boxes = np.stack([self._carry_box(p.box) for p in prev.instances])
+        masks, scores = self.predictor.predict_boxes(image, boxes)
+        current = self._associate(prev.instances, self._clean(masks), scores)
+        fails = self._fails(current)
+        recovered: set[int] = set()
+        recoveries = 0
+        if fails and self.recovery:
+            recoveries = 1
+            recovered = self._recover(image, prev.by_id(), current, fails)
+            fails = self._fails(current)
+        instances = []
+        for i, (mask, score) in current.items():
+            box = mask_box(mask)
+            if box is not None:
+                instances.append(Instance(i, box, score, "recovered" if i in recovered else "auto", mask))
+        labels = FrameLabels(frame, instances, recoveries=recoveries)
+        missing = (self.recheck_missing and self.num_animals and len(instances) < self.num_animals
+                   and frame - self.last_manual >= self.recheck_missing)
+        if fails or missing:
+            return self._manual(frame, image, labels, recoveries)
+        return labels

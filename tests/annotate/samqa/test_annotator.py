@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from samqa_framework.annotate.prompts import OraclePrompts
+from samqa_framework.annotate.runner import annotate_sequence
+from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
+from samqa_framework.data.sequence import DatasetManifest, Sequence
+from tests.annotate.helpers import GtMaskPredictor
+
+QA = {"overlap_thresh": 0.1, "size_ratio": [0.5, 2.0], "recovery": True, "recovery_grid": 4, "box_margin": 0.05,
+      "recheck_missing": 0, "cleanup": {"opening_radius": 0, "largest_component": False, "fill_holes": False}}
+
+
+@pytest.fixture
+def seq(tiny_rats: Path) -> Sequence:
+    return DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
+
+
+def _run(seq: Sequence, out: Path, predictor: GtMaskPredictor, **qa) -> tuple[dict, list]:
+    annotator = SamQaAnnotator(predictor, OraclePrompts(), {**QA, **qa})
+    result = annotate_sequence(annotator, seq, out, {"t": 1}, progress=False)
+    from samqa_framework.annotate.store import LabelStore
+    return result.quality, list(LabelStore(out, {"t": 1}).records())
+
+
+def test_an_ideal_segmenter_needs_one_manual_prompt(seq: Sequence, tmp_path: Path) -> None:
+    quality, records = _run(seq, tmp_path, GtMaskPredictor(seq))
+    assert records[0].interventions == 1 and all(r.interventions == 0 for r in records[1:])
+    assert quality["interventions"] == 1 and quality["id_switches"] == 0
+    assert quality["mean_box_iou"] > 0.95 and quality["mean_mask_iou"] > 0.95
+    assert [i.source for i in records[0].instances] == ["manual", "manual"]
+    assert {i.source for r in records[1:] for i in r.instances} == {"auto"}
+
+
+def test_merged_masks_fail_the_overlap_check_and_are_recovered_by_grid_points(seq: Sequence, tmp_path: Path) -> None:
+    predictor = GtMaskPredictor(seq, corrupt={10: "merge", 20: "merge"})
+    quality, records = _run(seq, tmp_path, predictor)
+    for f in (10, 20):
+        assert records[f - 1].recoveries == 1 and records[f - 1].interventions == 0
+        assert {i.source for i in records[f - 1].instances} == {"recovered"}
+    assert quality["interventions"] == 1 and quality["frames_recovered"] == 2 and quality["id_switches"] == 0
+    assert predictor.point_calls == 4  # one point prompt per failing animal (2) per frame (2)
+
+
+def test_failed_recovery_asks_the_person(seq: Sequence, tmp_path: Path) -> None:
+    quality, records = _run(seq, tmp_path, GtMaskPredictor(seq, corrupt={10: "empty"}, corrupt_points=True))
+    assert records[9].recoveries == 1 and records[9].interventions == 1
+    assert {i.source for i in records[9].instances} == {"manual"}
+    assert quality["interventions"] == 2 and quality["mean_box_iou"] > 0.95
+
+
+def test_without_recovery_a_failure_goes_straight_to_the_person(seq: Sequence, tmp_path: Path) -> None:
+    predictor = GtMaskPredictor(seq, corrupt={10: "merge"})
+    _quality, records = _run(seq, tmp_path, predictor, recovery=False)
+    assert records[9].recoveries == 0 and records[9].interventions == 1 and predictor.point_calls == 0
+
+
+def test_size_check_against_the_last_manual_mask(seq: Sequence, tmp_path: Path) -> None:
+    # a size window that no real frame-to-frame change leaves: every frame after the first fails, and since the
+    # ideal recovery gives the same mask, each goes to a person
+    quality, records = _run(seq, tmp_path, GtMaskPredictor(seq), size_ratio=[0.999999, 1.000001])
+    changed = sum(r.interventions for r in records[1:])
+    assert changed >= 1 and quality["interventions"] == 1 + changed
+
+
+def test_bad_size_ratio_is_refused() -> None:
+    with pytest.raises(ValueError, match="size_ratio"):
+        SamQaAnnotator(None, OraclePrompts(), {**QA, "size_ratio": [1.2, 2.0]})
+
+
+def test_carried_boxes_grow_by_the_margin(seq: Sequence) -> None:
+    annotator = SamQaAnnotator(GtMaskPredictor(seq), OraclePrompts(), {**QA, "box_margin": 0.1})
+    annotator.start(seq)
+    np.testing.assert_allclose(annotator._carry_box(np.array([10, 10, 30, 20])), [8, 9, 32, 21])
+    np.testing.assert_allclose(annotator._carry_box(np.array([0, 0, 160, 120])), [0, 0, 160, 120])
