@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,25 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import CONFIG_DIR
 
-GROUPS = ["data", "model", "annotator", "qa", "detector", "tracker", "trainer", "logger", "callbacks", "paths",
-          "experiment"]
-PRIMARY = {"generate": ["paths", "data", "experiment"], "evaluate": ["paths", "logger", "experiment"]}
+GROUPS = ["data", "model", "annotator", "qa", "prompts", "detector", "tracker", "trainer", "logger", "callbacks",
+          "paths", "experiment", "postprocess"]
+PRIMARY = {"generate": ["paths", "data", "experiment"], "evaluate": ["paths", "logger", "experiment"],
+           "annotate": ["paths", "data", "model", "qa", "prompts", "annotator", "logger", "experiment"]}
+# Groups whose configs refer to other groups (${model}, ${qa}, ${prompts}): composed in the app that uses them.
+COMPOSED_IN = {"annotator": "annotate", "prompts": "annotate"}
+# Configs that need a checkpoint or model folder: instantiating them without one names the key to set.
+NEEDS_CHECKPOINT = {("model", "dinov2_linear"): r"model\.backbone_path",
+                    ("annotator", "watershed_unet"): r"annotator\.checkpoint",
+                    ("annotator", "watershed_deeplabv3"): r"annotator\.checkpoint",
+                    ("annotator", "watershed_dinov2"): r"annotator\.checkpoint",
+                    ("annotator", "watershed_unet_manual"): r"annotator\.base\.checkpoint",
+                    ("annotator", "sam2_video"): r"annotator\.sam2\.checkpoint",
+                    ("annotator", "samqa_sam2"): r"annotator\.sam2\.checkpoint",
+                    ("annotator", "grounding_dino"): r"'annotator\.model_dir'",
+                    ("annotator", "grounding_dino_manual"): r"'annotator\.base\.model_dir'"}
 
 
 def options(group: str) -> list[str]:
@@ -27,9 +42,10 @@ def test_every_expected_group_has_configs() -> None:
 
 
 def _compose_with(compose_cfg, group: str, option: str, extra: list[str] | None = None) -> DictConfig:
-    in_defaults = group in PRIMARY["generate"]
-    prefix = "" if in_defaults else "+"
-    return compose_cfg("generate", [f"{prefix}{group}={option}", *(extra or [])])
+    primary = COMPOSED_IN.get(group, "generate")
+    prefix = "" if group in PRIMARY[primary] else "+"
+    small = ["model.image_size=64"] if primary == "annotate" else []
+    return compose_cfg(primary, [f"{prefix}{group}={option}", *small, *(extra or [])])
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -49,6 +65,12 @@ def test_config_composes_and_instantiates(compose_cfg, tmp_path: Path, group: st
     if group in ("logger", "callbacks"):
         objs = {k: instantiate(v) for k, v in node.items()} if node else {}
         assert all(type(o).__name__ != "DictConfig" for o in objs.values())
+        return
+    if (group, option) in NEEDS_CHECKPOINT:
+        with pytest.raises(Exception) as info:
+            instantiate(node)
+        cause = info.value if isinstance(info.value, ConfigError) else info.value.__cause__
+        assert isinstance(cause, ConfigError) and re.search(NEEDS_CHECKPOINT[group, option], str(cause))
         return
     obj = instantiate(node, _convert_="all")
     if "_target_" in node:  # a real object was built, not the config echoed back

@@ -61,7 +61,8 @@ class FrameLabels:
     """All instances of one (1-based) frame and what they cost: ``prompts`` given from outside the model (boxes
     or points from a person or the oracle), ``interventions`` (times a person was asked), ``recoveries``
     (automatic re-prompts). ``labelled`` False: the method skipped the frame (e.g. manual labels every Nth frame),
-    which is not the same as a frame labelled empty; exports leave skipped frames out of training sets."""
+    which is not the same as a frame labelled empty; exports leave skipped frames out of training sets.
+    ``failed``: which quality checks failed on this frame and why (SAM-QA), e.g. ``{2: "overlap"}``."""
 
     frame: int
     instances: list[Instance] = field(default_factory=list)
@@ -69,6 +70,7 @@ class FrameLabels:
     interventions: int = 0
     recoveries: int = 0
     labelled: bool = True
+    failed: dict[int, str] = field(default_factory=dict)  # identity -> the check it failed (before any fix)
 
     def by_id(self) -> dict[int, Instance]:
         return {inst.track_id: inst for inst in self.instances}

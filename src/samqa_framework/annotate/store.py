@@ -29,6 +29,7 @@ def _to_record(labels: FrameLabels) -> dict[str, Any]:
     return {
         "frame": int(labels.frame), "prompts": int(labels.prompts), "interventions": int(labels.interventions),
         "recoveries": int(labels.recoveries), "labelled": bool(labels.labelled),
+        "failed": {str(k): v for k, v in labels.failed.items()},
         "instances": [{"id": int(i.track_id), "box": [round(float(v), 2) for v in i.box],
                        "score": round(float(i.score), 5), "source": i.source,
                        "rle": None if i.mask is None else rle.encode(i.mask)}
@@ -40,7 +41,8 @@ def _from_record(rec: Mapping[str, Any]) -> FrameLabels:
     instances = [Instance(int(d["id"]), np.asarray(d["box"], dtype=np.float64), float(d["score"]), str(d["source"]),
                           None if d.get("rle") is None else rle.decode(d["rle"])) for d in rec["instances"]]
     return FrameLabels(int(rec["frame"]), instances, int(rec.get("prompts", 0)), int(rec.get("interventions", 0)),
-                       int(rec.get("recoveries", 0)), bool(rec.get("labelled", True)))
+                       int(rec.get("recoveries", 0)), bool(rec.get("labelled", True)),
+                       {int(k): str(v) for k, v in (rec.get("failed") or {}).items()})
 
 
 class LabelStore:

@@ -41,7 +41,10 @@ def instantiate_callbacks(*nodes: DictConfig | None) -> list[Callback]:
 
 
 def export_model(module: LightningModule, path: Path, meta: dict[str, Any]) -> Path:
-    """The trained SAM as a flat SAM-style state dict (``models.sam.checkpoints.export_sam_state_dict``)."""
+    """The module's own ``export(path, meta)`` where it has one (the segmentation stage), else the trained SAM as a
+    flat SAM-style state dict (``models.sam.checkpoints.export_sam_state_dict``)."""
+    if callable(getattr(module, "export", None)):
+        return module.export(path, meta=meta)
     try:
         from samqa_framework.models.sam.checkpoints import export_sam_state_dict
     except ImportError:  # pragma: no cover - the exporter ships with the package
@@ -67,8 +70,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     dataset_dir = Path(cfg.dataset_dir)
     instantiate(cfg.data, _convert_="all").build(dataset_dir)
     datamodule = instantiate(cfg.stage.datamodule)
-    sam = instantiate(cfg.model)
-    module = instantiate(cfg.stage.module, sam=sam)
+    model = instantiate(cfg.model)
+    # the module's argument that takes the model: `sam` for the SAM stages, a stage may name another (`net`)
+    module = instantiate(cfg.stage.module, **{cfg.stage.get("model_arg", "sam"): model})
     callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.stage.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     status = "failed"
@@ -85,9 +89,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.validate(module, datamodule=datamodule, verbose=False)
             metrics = _metrics(trainer, names) or metrics
         export = export_model(module, Path(cfg.export_path),
-                              meta={"stage": cfg.stage.name, "data": cfg.data.name, "image_size": cfg.model.image_size,
+                              meta={"stage": cfg.stage.name, "data": cfg.data.name,
+                                    "image_size": cfg.model.get("image_size"),
                                     "global_step": trainer.global_step, "metrics": metrics,
-                                    "encoder": OmegaConf.to_container(cfg.model.encoder, resolve=True)})
+                                    "encoder": OmegaConf.to_container(cfg.model.encoder, resolve=True)
+                                    if "encoder" in cfg.model else None,
+                                    "model": OmegaConf.to_container(cfg.model, resolve=True)})
         log_summary(loggers, {f"final/{k}": v for k, v in metrics.items()})
         status = "success"
     finally:

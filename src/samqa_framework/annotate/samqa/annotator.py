@@ -133,6 +133,7 @@ class SamQaAnnotator(Annotator):
         masks, scores = self.predictor.predict_boxes(image, boxes)
         current = self._associate(prev.instances, self._clean(masks), scores)
         fails = self._fails(current)
+        first_fails = dict(fails)
         recovered: set[int] = set()
         recoveries = 0
         if fails and self.recovery:
@@ -144,9 +145,11 @@ class SamQaAnnotator(Annotator):
             box = mask_box(mask)
             if box is not None:
                 instances.append(Instance(i, box, score, "recovered" if i in recovered else "auto", mask))
-        labels = FrameLabels(frame, instances, recoveries=recoveries)
+        labels = FrameLabels(frame, instances, recoveries=recoveries, failed=first_fails)
         missing = (self.recheck_missing and self.num_animals and len(instances) < self.num_animals
                    and frame - self.last_manual >= self.recheck_missing)
         if fails or missing:
-            return self._manual(frame, image, labels, recoveries)
+            manual = self._manual(frame, image, labels, recoveries)
+            manual.failed = {**first_fails, **({0: "count"} if missing and not fails else {})}
+            return manual
         return labels

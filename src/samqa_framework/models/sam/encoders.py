@@ -11,8 +11,8 @@ from __future__ import annotations
 import timm
 import torch
 from segment_anything.modeling import ImageEncoderViT
-from timm.models.tiny_vit import ConvNorm
 from segment_anything.modeling.common import LayerNorm2d
+from timm.models.tiny_vit import ConvNorm
 from torch import nn
 
 from samqa_framework.utils.errors import ConfigError

@@ -1,0 +1,73 @@
+"""Exported segmentation weights: the net's plain state dict (``torch.save``) + a sidecar ``<file>.json``.
+
+The sidecar (same layout as the SAM exports', read with ``models.sam.checkpoints.read_export_meta``) holds
+``format: samqa-segmentation``, ``image_size`` [h, w] and the training run's ``meta``, among which ``model``: the
+Hydra config the net was built from, so :meth:`SegmentationPredictor.load` can rebuild it from the file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from samqa_framework.models.sam.checkpoints import read_export_meta, sidecar_path
+from samqa_framework.utils.errors import ConfigError, DataFormatError
+from samqa_framework.utils.io import atomic_open, atomic_write_text
+
+FORMAT = "samqa-segmentation"
+_SHOW = 5  # keys listed per kind in a mismatch message
+
+
+def export_segmentation(net: nn.Module, path: str | os.PathLike[str], image_size: tuple[int, int],
+                        meta: dict[str, Any] | None = None) -> Path:
+    """Write ``net``'s state dict to ``path`` and its description to ``<path>.json`` (both atomically)."""
+    path = Path(path)
+    state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+    with atomic_open(path, "wb") as fh:
+        torch.save(state, fh)
+    info = {"format": FORMAT, "version": 1, "net": type(net).__name__, "image_size": list(image_size),
+            "meta": meta or {}}
+    atomic_write_text(sidecar_path(path), json.dumps(info, indent=2, default=str) + "\n")
+    return path
+
+
+def export_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The sidecar of an export, or ``{}`` when it has none (a bare state dict)."""
+    return read_export_meta(path) or {}
+
+
+def load_segmentation_state(net: nn.Module, path: str | os.PathLike[str] | None, key: str) -> nn.Module:
+    """Load an exported state dict into ``net`` (strictly); a missing file is a ``ConfigError`` naming ``key``.
+
+    A Lightning checkpoint of the segmentation stage (``{"state_dict": {"net.…": …}}``) is accepted too.
+    """
+    if path is None or str(path).strip() == "":
+        raise ConfigError(key, "not set: the weights exported by `samqa-train stage=segmentation` (export_path)")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(key, f"segmentation weights not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise DataFormatError(path, f"not a readable torch state dict ({exc.__class__.__name__}: {exc})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # Lightning checkpoint
+        state = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataFormatError(path, "expected a state dict (names -> tensors)")
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = [f"{label} {len(keys)} ({', '.join(keys[:_SHOW])}{', ...' if len(keys) > _SHOW else ''})"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise DataFormatError(path, f"does not match {type(net).__name__}: " + "; ".join(parts)
+                              + " (was it trained with another model config?)")
+    net.load_state_dict(state)
+    return net
