@@ -12,7 +12,7 @@ from samqa_framework.annotate.association import mask_iou_matrix, match
 from samqa_framework.annotate.base import Annotator, FrameLabels, Instance, mask_box
 from samqa_framework.annotate.prompts import PromptProvider
 from samqa_framework.annotate.samqa.checks import failing_ids
-from samqa_framework.annotate.samqa.cleanup import CleanupParams, clean_mask
+from samqa_framework.annotate.samqa.cleanup import CleanupParams, clean_mask, separate_masks
 from samqa_framework.annotate.samqa.recovery import recovery_prompt
 from samqa_framework.data.sequence import Sequence
 
@@ -33,6 +33,10 @@ class SamQaAnnotator(Annotator):
     ``cleanup`` (see :mod:`.cleanup`), ``box_margin`` (the carried box grows by this fraction of its side on each
     edge, room for motion), ``recheck_missing`` (with ``num_animals`` known: while fewer animals are labelled,
     ask a person again after this many frames; 0 disables the count condition).
+    ``separate`` (default true): after the checks pass, pixels claimed by two masks go to one animal
+    (:func:`.cleanup.separate_masks`). ``probe_lost`` (default true): an animal missing from the labels (hidden,
+    e.g. in the tunnel) is prompted at its last box every frame; it is back, without a person, when that mask
+    passes the size check against its reference and overlaps no other animal beyond ``overlap_thresh``.
     ``recovery_predictor``: the model of the grid-point recovery (SAM 2's image predictor when configured);
     None uses ``predictor``.
     """
@@ -54,6 +58,8 @@ class SamQaAnnotator(Annotator):
         self.cleanup = CleanupParams(**dict(qa.get("cleanup") or {}))
         self.box_margin = float(qa.get("box_margin", 0.0))
         self.recheck_missing = int(qa.get("recheck_missing", 0))
+        self.separate = bool(qa.get("separate", True))
+        self.probe_lost = bool(qa.get("probe_lost", True))
         self.size = (0, 0)
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
@@ -62,6 +68,7 @@ class SamQaAnnotator(Annotator):
         self.size = (sequence.info.width, sequence.info.height)
         self.reference_area: dict[int, float] = {}
         self.last_manual = 0
+        self.last_seen: dict[int, tuple[int, np.ndarray]] = {}  # identity -> (frame, box) where last labelled
 
     # -- state (rebuilt from the store on resume) --------------------------------------------------------------
     def commit(self, labels: FrameLabels) -> None:
@@ -69,6 +76,7 @@ class SamQaAnnotator(Annotator):
         if labels.interventions:
             self.last_manual = labels.frame
         for inst in labels.instances:
+            self.last_seen[inst.track_id] = (labels.frame, inst.box)
             if inst.source == "manual":
                 self.reference_area[inst.track_id] = inst.area
 
@@ -121,6 +129,22 @@ class SamQaAnnotator(Annotator):
             recovered.add(i)
         return recovered
 
+    def _lost(self, present: set[int]) -> list[int]:
+        """Identities seen before but not in the last labels, most recently seen first (at most the number of
+        animals still missing, when the count is known)."""
+        lost = sorted((i for i in self.last_seen if i not in present), key=lambda i: -self.last_seen[i][0])
+        if self.num_animals is not None:
+            lost = lost[: max(self.num_animals - len(present), 0)]
+        return lost
+
+    def _accept_probe(self, i: int, mask: np.ndarray, current: Mapping[int, tuple[np.ndarray, float]]) -> bool:
+        ref = self.reference_area.get(i)
+        area = float(mask.sum())
+        if not area or not ref or not self.size_ratio[0] <= area / ref <= self.size_ratio[1]:
+            return False
+        others = [m for m, _ in current.values()]
+        return not others or mask_iou_matrix([mask], others).max() <= self.overlap_thresh
+
     def step(self, frame: int, image: np.ndarray) -> FrameLabels:
         prev = self.previous
         if prev is None:
@@ -129,10 +153,19 @@ class SamQaAnnotator(Annotator):
             if frame - self.last_manual >= max(self.recheck_missing, 1):
                 return self._manual(frame, image, None, 0)
             return FrameLabels(frame)
-        boxes = np.stack([self._carry_box(p.box) for p in prev.instances])
-        masks, scores = self.predictor.predict_boxes(image, boxes)
-        current = self._associate(prev.instances, self._clean(masks), scores)
+        lost = self._lost({p.track_id for p in prev.instances}) if self.probe_lost else []
+        boxes = np.stack([self._carry_box(p.box) for p in prev.instances]
+                         + [self._carry_box(self.last_seen[i][1]) for i in lost])
+        masks, scores = self.predictor.predict_boxes(image, boxes)  # carried and probe prompts: one decoder call
+        masks = self._clean(masks)
+        n = len(prev.instances)
+        current = self._associate(prev.instances, masks[:n], scores[:n])
         fails = self._fails(current)
+        probed = set()
+        for i, mask, score in zip(lost, masks[n:], scores[n:], strict=True):
+            if self._accept_probe(i, mask, current):
+                current[i] = (mask, float(score))
+                probed.add(i)
         first_fails = dict(fails)
         recovered: set[int] = set()
         recoveries = 0
@@ -140,6 +173,11 @@ class SamQaAnnotator(Annotator):
             recoveries = 1
             recovered = self._recover(image, prev.by_id(), current, fails)
             fails = self._fails(current)
+        recovered |= probed
+        if self.separate and not fails:
+            prev_masks = {p.track_id: p.mask for p in prev.instances}
+            separated = separate_masks({i: m for i, (m, _) in current.items()}, prev_masks)
+            current = {i: (separated[i], s) for i, (_, s) in current.items()}
         instances = []
         for i, (mask, score) in current.items():
             box = mask_box(mask)

@@ -41,3 +41,30 @@ def clean_mask(mask: np.ndarray, params: CleanupParams) -> np.ndarray:
     if params.fill_holes:
         out = ndimage.binary_fill_holes(out)
     return out
+
+
+def separate_masks(masks: dict[int, np.ndarray], previous: dict[int, np.ndarray | None]) -> dict[int, np.ndarray]:
+    """Give every pixel claimed by several masks to one animal: the one whose previous mask held it, else the one
+    whose previous mask's centre is nearest (animals touching make box-prompted masks bleed into each other; a
+    label must not count a pixel twice). Masks without a previous mask compete by their own centre."""
+    ids = list(masks)
+    if len(ids) < 2:
+        return masks
+    stack = np.stack([masks[i] for i in ids])
+    contested = stack.sum(0) > 1
+    if not contested.any():
+        return masks
+    ys, xs = np.nonzero(contested)
+    scores = np.full((len(ids), len(ys)), np.inf)
+    for k, i in enumerate(ids):
+        ref = previous.get(i)
+        ref = ref if ref is not None and ref.any() else masks[i]
+        cy, cx = ndimage.center_of_mass(ref) if ref.any() else (np.inf, np.inf)
+        dist = np.hypot(ys - cy, xs - cx)
+        held = ref[ys, xs]
+        scores[k] = np.where(stack[k, ys, xs], np.where(held, -1e9 + dist, dist), np.inf)
+    winner = scores.argmin(0)
+    out = {i: m.copy() for i, m in masks.items()}
+    for k, i in enumerate(ids):
+        out[i][ys, xs] = winner == k
+    return out
