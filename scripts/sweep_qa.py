@@ -44,7 +44,8 @@ def main() -> int:
     from samqa_framework.annotate.prompts import OraclePrompts
     from samqa_framework.annotate.runner import annotate_sequence
     from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
-    from samqa_framework.models.sam.predictor import SamMaskPredictor, _frame_key
+    from samqa_framework.models.mask_predictor import frame_key
+    from samqa_framework.models.sam.predictor import SamMaskPredictor
     from samqa_framework.utils.hydra import CONFIG_DIR
 
     torch.set_num_threads(2)
@@ -62,7 +63,7 @@ def main() -> int:
         cache: ClassVar[dict] = {}
 
         def set_frame(self, frame, bgr=True):  # the parent's signature
-            key = (_frame_key(frame), bgr)
+            key = (frame_key(frame), bgr)
             hit = self.cache.get(key)
             if hit is None:
                 super().set_frame(frame, bgr)

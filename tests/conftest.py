@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,6 +17,9 @@ from samqa_framework.utils.offline import configure_offline
 
 configure_offline()
 os.environ.setdefault("WANDB_DIR", "/tmp")
+# The tests' models are tiny: a second thread gains little, and OpenMP threads spinning on a CPU shared with
+# other jobs made model tests 5-15x slower. (Subprocess CLI tests set OMP_NUM_THREADS themselves.)
+torch.set_num_threads(1)
 
 SHARED_DATA = CONFIG_DIR.parent.parent / "shared" / "data"
 

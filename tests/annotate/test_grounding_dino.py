@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from samqa_framework.annotate.base import FrameLabels
 from samqa_framework.annotate.grounding_dino import GroundingDinoAnnotator
@@ -18,16 +16,6 @@ from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.sequence import DatasetManifest, Sequence
 from samqa_framework.utils.errors import ConfigError
 from tests.models.helpers_checkpoints import write_tiny_grounding_dino
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from samqa_framework.annotate.base import FrameLabels, mask_box
 from samqa_framework.annotate.ground_truth import GroundTruthFrames
@@ -26,15 +24,6 @@ from tests.models.helpers_checkpoints import SAM2_CONFIG, SAM2_TEST_SIZE, write_
 
 INTERVAL, FRAMES = 5, 12  # chunks 1-5, 6-10, 11-15 (the last one stopped at 12)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

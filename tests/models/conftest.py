@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,28 +21,6 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransfor
 MOBILE_SAM_TINYVIT = dict(embed_dims=(64, 128, 160, 320), depths=(2, 2, 6, 2), num_heads=(2, 4, 5, 10),
                           window_sizes=(7, 7, 14, 7), mlp_ratio=4, mbconv_expand_ratio=4, local_conv_size=3,
                           num_classes=1000)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch single-threaded: these small models gain little from 2 threads, and OpenMP threads spinning
-    on a CPU shared with other jobs made this folder 5x slower. The previous setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_torch(request: pytest.FixtureRequest) -> Iterator[None]:
-    """For tests/models/sam only (other folders here keep their own thread settings)."""
-    if request.path.parent.name != "sam":
-        yield
-        return
-    with one_thread():
-        yield
 
 
 def _conv2d_bn(prefix: str, cin: int, cout: int, ks: int, groups: int = 1) -> dict[str, tuple[int, ...]]:
@@ -143,19 +119,17 @@ def sam_vit_b_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A file laid out like ``sam_vit_b_01ec64.pth``: segment-anything's build_sam_vit_b() state, random values."""
     from segment_anything import sam_model_registry
 
-    with one_thread():
-        state = randomize(sam_model_registry["vit_b"]().state_dict(), seed=0)
-        path = tmp_path_factory.mktemp("official") / "sam_vit_b_random.pth"
-        torch.save(state, path)
+    state = randomize(sam_model_registry["vit_b"]().state_dict(), seed=0)
+    path = tmp_path_factory.mktemp("official") / "sam_vit_b_random.pth"
+    torch.save(state, path)
     return path
 
 
 @pytest.fixture(scope="session")
 def mobile_sam_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A file laid out like ``mobile_sam.pt`` (keys and shapes from MobileSAM's source), random values."""
-    with one_thread():
-        state = random_state_from_spec(mobile_sam_image_encoder_spec(), seed=1)
-        state |= randomize(sam_prompt_and_decoder_state(), seed=2)
-        path = tmp_path_factory.mktemp("official") / "mobile_sam_random.pt"
-        torch.save(state, path)
+    state = random_state_from_spec(mobile_sam_image_encoder_spec(), seed=1)
+    state |= randomize(sam_prompt_and_decoder_state(), seed=2)
+    path = tmp_path_factory.mktemp("official") / "mobile_sam_random.pt"
+    torch.save(state, path)
     return path

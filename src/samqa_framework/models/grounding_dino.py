@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-from samqa_framework.models.sam.predictor import _as_rgb_uint8
+from samqa_framework.models.mask_predictor import as_rgb_uint8
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.offline import configure_offline
 
@@ -88,7 +88,7 @@ class GroundingDinoDetector:
         float32, best first, k' <= k: the boxes scoring above ``box_threshold`` for ``text`` (e.g. "rat")."""
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
-        rgb = _as_rgb_uint8(frame_bgr, bgr)
+        rgb = as_rgb_uint8(frame_bgr, bgr)
         h, w = rgb.shape[:2]
         inputs = self.processor(images=rgb, text=normalize_prompt(text), return_tensors="pt").to(self.device)
         with torch.inference_mode():

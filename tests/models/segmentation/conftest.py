@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,6 @@ from hydra.utils import instantiate
 from transformers import Dinov2Config, Dinov2Model
 
 from samqa_framework.utils.hydra import CONFIG_DIR
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_torch() -> Iterator[None]:
-    """These tiny nets gain nothing from 2 threads, and OpenMP threads spinning on a CPU shared with other jobs made
-    them 15x slower here. The previous setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def write_dinov2(folder: Path, patch_size: int = 8, image_size: int = 64, seed: int = 0) -> Path:

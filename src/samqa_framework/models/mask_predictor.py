@@ -1,0 +1,155 @@
+"""What every prompted mask predictor shares (the light SAM's and SAM 2's): frame handling, prompt checks,
+chunked decoding, and one image-encoder pass per frame.
+
+All coordinates are in pixels of the ORIGINAL frame (x to the right, y down; boxes are ``x1, y1, x2, y2``);
+masks come back at the frame's full resolution. A subclass wraps its library's predictor and says how to
+encode an image, map prompts to model coordinates and decode one chunk of prompts.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+
+import numpy as np
+import torch
+
+# Prompts decoded per mask-decoder call: bounds the (chunk, H, W) float masks held at full frame size.
+PROMPT_CHUNK = 16
+
+
+def frame_key(frame: np.ndarray) -> tuple[tuple[int, ...], str, bytes]:
+    """Content key of a frame: reused (overwritten) video buffers are not mistaken for the previous frame."""
+    data = np.ascontiguousarray(frame)
+    return data.shape, data.dtype.str, hashlib.blake2b(memoryview(data).cast("B"), digest_size=16).digest()
+
+
+def as_rgb_uint8(frame: np.ndarray, bgr: bool) -> np.ndarray:
+    """A uint8 (H, W, 3) RGB copy of a grey, RGB(A) or BGR(A) frame; anything else is a ValueError."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be a uint8 numpy array, got {getattr(frame, 'dtype', type(frame).__name__)}")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or min(frame.shape[:2]) < 1:
+        raise ValueError(f"frame must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}")
+    if frame.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(frame, 3, axis=2))
+    frame = frame[:, :, :3]
+    return np.ascontiguousarray(frame[:, :, ::-1] if bgr else frame)
+
+
+class MaskPredictorBase(abc.ABC):
+    """``set_frame`` runs the image encoder once; the ``predict_*`` methods call it themselves and reuse the
+    embedding while the frame's content is unchanged (identical pixels, shape and colour order), so any number of
+    prompt calls on one frame cost one encoder pass (``encoder_calls`` counts them). With ``multimask`` the
+    decoder proposes three masks per prompt and the one with the highest predicted IoU is kept."""
+
+    def __init__(self, multimask: bool = False) -> None:
+        self.multimask = multimask
+        self._key: tuple | None = None
+        self._bgr: bool | None = None
+        self.encoder_calls = 0
+
+    # -- what a subclass provides ------------------------------------------------------------------------------
+    device: torch.device
+
+    @property
+    @abc.abstractmethod
+    def frame_size(self) -> tuple[int, int] | None:
+        """(H, W) of the current frame, or None before the first."""
+
+    @abc.abstractmethod
+    def _encode(self, rgb: np.ndarray) -> None:
+        """Run the image encoder on an RGB uint8 frame (under inference mode)."""
+
+    @abc.abstractmethod
+    def _boxes_to_model(self, boxes: torch.Tensor) -> torch.Tensor:
+        """(K, 4) frame-pixel boxes to the decoder's input coordinates."""
+
+    @abc.abstractmethod
+    def _points_to_model(self, points: torch.Tensor) -> torch.Tensor:
+        """(K, P, 2) frame-pixel points to the decoder's input coordinates."""
+
+    @abc.abstractmethod
+    def _predict_chunk(self, coords: torch.Tensor | None, labels: torch.Tensor | None, boxes: torch.Tensor | None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks (k, C, H, W) bool and predicted IoU (k, C) of up to PROMPT_CHUNK prompts."""
+
+    # -- shared ------------------------------------------------------------------------------------------------
+    def set_frame(self, frame: np.ndarray, bgr: bool = True) -> None:
+        """Encode ``frame`` (uint8, (H, W, 3) BGR as OpenCV reads it, or RGB with ``bgr=False``; grey allowed).
+
+        Does nothing when the same frame content, in the same colour order, is already encoded.
+        """
+        key = frame_key(frame)
+        if self.frame_size is not None and key == self._key and bgr == self._bgr:
+            return
+        rgb = as_rgb_uint8(frame, bgr)
+        self._key = self._bgr = None
+        with torch.inference_mode():
+            self._encode(rgb)
+        self._key, self._bgr = key, bgr
+        self.encoder_calls += 1
+
+    def _ensure(self, frame: np.ndarray, bgr: bool | None) -> None:
+        if bgr is None:  # keep whichever colour order the frame was set with
+            if self.frame_size is not None and frame_key(frame) == self._key:
+                return
+            bgr = True
+        self.set_frame(frame, bgr=bgr)
+
+    def _empty(self) -> tuple[np.ndarray, np.ndarray]:
+        h, w = self.frame_size
+        return np.zeros((0, h, w), dtype=bool), np.zeros((0,), dtype=np.float32)
+
+    def _decode(self, coords: torch.Tensor | None, labels: torch.Tensor | None,
+                boxes: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+        count = len(boxes) if boxes is not None else len(coords)
+        masks_out, scores_out = [], []
+        with torch.inference_mode():
+            for start in range(0, count, PROMPT_CHUNK):
+                part = slice(start, start + PROMPT_CHUNK)
+                masks, scores = self._predict_chunk(None if coords is None else coords[part],
+                                                    None if labels is None else labels[part],
+                                                    None if boxes is None else boxes[part])
+                best = scores.argmax(dim=1)  # (k,): index 0 when there is one mask per prompt
+                rows = torch.arange(len(best), device=best.device)
+                masks_out.append(masks[rows, best].cpu().numpy())
+                scores_out.append(scores[rows, best].float().cpu().numpy())
+        return np.concatenate(masks_out).astype(bool, copy=False), np.concatenate(scores_out).astype(np.float32)
+
+    def predict_boxes(self, frame: np.ndarray, boxes_xyxy: np.ndarray,
+                      bgr: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Masks for K boxes ``(K, 4)`` as ``x1, y1, x2, y2`` in frame pixels.
+
+        Returns ``masks`` (K, H, W) bool at the frame's resolution and ``scores`` (K,) float32, the decoder's
+        predicted IoU of each mask. ``bgr``: colour order of ``frame`` (None: as last set, else BGR).
+        """
+        self._ensure(frame, bgr)
+        boxes = np.asarray(boxes_xyxy, dtype=np.float32)
+        if boxes.size == 0:
+            return self._empty()
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"boxes_xyxy must have shape (K, 4), got {boxes.shape}")
+        return self._decode(None, None, self._boxes_to_model(torch.as_tensor(boxes, device=self.device)))
+
+    def predict_points(self, frame: np.ndarray, points: np.ndarray, labels: np.ndarray | None = None,
+                       bgr: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Masks for K prompts of P points each: ``points`` (K, P, 2) as ``x, y`` in frame pixels.
+
+        ``labels`` (K, P): 1 foreground, 0 background (default: all foreground). Returns ``masks`` (K, H, W) bool
+        and ``scores`` (K,) float32 as :meth:`predict_boxes`.
+        """
+        self._ensure(frame, bgr)
+        pts = np.asarray(points, dtype=np.float32)
+        if pts.size == 0:
+            return self._empty()
+        if pts.ndim == 2 and pts.shape[1] == 2:  # (K, 2): one point per prompt
+            pts = pts[:, None, :]
+        if pts.ndim != 3 or pts.shape[2] != 2:
+            raise ValueError(f"points must have shape (K, P, 2), got {pts.shape}")
+        lab = np.ones(pts.shape[:2], dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        if lab.shape != pts.shape[:2] and not (lab.shape == pts.shape[:1] and pts.shape[1] == 1):
+            raise ValueError(f"labels must have shape {pts.shape[:2]}, got {lab.shape}")
+        coords = self._points_to_model(torch.as_tensor(pts, device=self.device))
+        return self._decode(coords, torch.as_tensor(lab.reshape(pts.shape[:2]), device=self.device), None)
