@@ -126,3 +126,13 @@ def test_a_video_shorter_than_its_ground_truth_is_refused(tiny_rats: Path, tmp_p
     with pytest.raises(DataFormatError, match=r"gt.txt.*(frame|30)"):
         annotate_sequence(ManualAnnotator(), Sequence(bad), tmp_path / "labels", {}, progress=False)
     assert not (tmp_path / "labels" / "labels.jsonl").exists()
+
+
+def test_overlay_video_on_request(seq: Sequence, tmp_path: Path) -> None:
+    from samqa_framework.data.video import VideoReader
+
+    annotate_sequence(ManualAnnotator(every=2), seq, tmp_path, {}, progress=False, overlay=True, max_frames=10)
+    video = VideoReader(tmp_path / "overlay.mp4")
+    assert len(video) == 10 and (video.width, video.height) == (seq.info.width, seq.info.height)
+    drawn, plain = video.read(0), seq.frames().read(0)
+    assert np.abs(drawn.astype(int) - plain.astype(int)).max() > 100  # boxes drawn in saturated colours
