@@ -95,7 +95,8 @@ def main() -> int:
     head = f"{'encoder':<13} {'frames':>7} {'frames/s':>9} {'peak RSS MB':>12} {'x student fps':>14} {'interv/100':>11}"
     print(head + "\n" + "-" * len(head))
     for r in rows:
-        ref = base.get(r["frames"])
+        # the student at the same length, else at its shortest (frames/s does not depend on length)
+        ref = base.get(r["frames"]) or (base[min(base)] if base else None)
         ratio = r["fps"] / ref["fps"] if ref else float("nan")
         iv = r["interventions_per_100_frames"]
         print(f"{r['encoder']:<13} {r['frames']:>7} {r['fps']:>9.2f} {r['peak_rss_mb']:>12.0f} {ratio:>13.2f}x "
