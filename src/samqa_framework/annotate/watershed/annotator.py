@@ -1,0 +1,129 @@
+"""The paper's "Segmentation & Watershed" baselines as an annotator (Table 2: U-Net, DeepLabv3, DINOv2).
+
+Per frame: the segmentation net's foreground heatmap (:class:`SegmentationPredictor`) is split into at most the
+known number of animals (:func:`~samqa_framework.annotate.watershed.postprocess.split_instances`), and each mask
+takes the identity of the previous frame's mask it overlaps most (Hungarian on mask IoU); a mask that overlaps
+none gets a new identity. Nobody is asked anything: no prompts, no interventions.
+
+All state is the previous frame's labels and the next free identity, both kept by :meth:`Annotator.commit`, so a
+resumed run gives the labels of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+
+from samqa_framework.annotate.association import carry_ids, mask_iou_matrix
+from samqa_framework.annotate.base import Annotator, FrameLabels, Instance, instance_from_mask
+from samqa_framework.annotate.watershed.postprocess import WatershedParams, split_instances
+from samqa_framework.data.sequence import Sequence
+from samqa_framework.models.segmentation.checkpoint import export_info
+from samqa_framework.models.segmentation.predictor import SegmentationPredictor
+from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.hydra import CONFIG_DIR
+
+KEY = "annotator.checkpoint"
+
+
+class HeatmapPredictor(Protocol):
+    """``SegmentationPredictor``: (H, W) float foreground-minus-background logit of a (H, W, 3) uint8 BGR frame."""
+
+    def heatmap(self, frame_bgr: np.ndarray) -> np.ndarray: ...
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow warnings
+
+
+def _instance_mask(inst: Instance, shape: tuple[int, int]) -> np.ndarray:
+    """An instance's mask; a box-only instance (e.g. a manual box without a mask) counts as its filled box."""
+    if inst.mask is not None and inst.mask.shape == shape:
+        return inst.mask
+    out = np.zeros(shape, bool)
+    x1, y1, x2, y2 = np.round(inst.box).astype(int)
+    out[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
+    return out
+
+
+class WatershedAnnotator(Annotator):
+    """Segmentation heatmap -> watershed split into ``num_animals`` masks -> identities carried by mask IoU.
+
+    ``predictor``: anything with ``heatmap(frame_bgr)`` (a :class:`SegmentationPredictor`).
+    ``postprocess``: :class:`WatershedParams` or its mapping (``conf/postprocess/watershed.yaml``'s keys).
+    ``num_animals``: masks per frame at most; None takes the data set's count (``start``).
+    ``min_iou``: a mask keeps a previous identity only when their mask IoU is above this.
+    """
+
+    def __init__(self, predictor: HeatmapPredictor, postprocess: WatershedParams | Mapping[str, Any] | None = None,
+                 num_animals: int | None = None, min_iou: float = 0.0, name: str = "watershed") -> None:
+        super().__init__(num_animals)
+        if self.num_animals is not None and self.num_animals < 1:
+            raise ConfigError("annotator.num_animals", f"must be >= 1 (or null: the data set's count), got "
+                                                       f"{num_animals}")
+        if not 0.0 <= float(min_iou) < 1.0:
+            raise ConfigError("annotator.min_iou", f"must be in [0, 1), got {min_iou}")
+        self.predictor = predictor
+        self.params = (postprocess if isinstance(postprocess, WatershedParams)
+                       else WatershedParams.from_mapping(dict(postprocess or {})))
+        self.min_iou = float(min_iou)
+        self.name = str(name)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike[str] | None, net: str,
+                        postprocess: WatershedParams | Mapping[str, Any] | None = None,
+                        num_animals: int | None = None, min_iou: float = 0.0, device: str = "cpu",
+                        name: str | None = None, checkpoint_key: str = KEY) -> WatershedAnnotator:
+        """Load the segmentation net exported by ``samqa-train stage=segmentation model=<net>`` from ``checkpoint``.
+
+        ``net``: the model config the export must hold (``conf/model/<net>.yaml``), so that a run named
+        ``watershed_unet`` cannot label with a DeepLabv3 by mistake. ``checkpoint_key`` names the config key in
+        errors (``annotator.base.checkpoint`` when the annotator is nested, as in the mixed configs).
+        """
+        hint = (f"the weights exported by `samqa-train stage=segmentation model={net} data=<data set>` "
+                f"(its last line: model: .../seg_{net}.pt)")
+        if checkpoint is None or str(checkpoint).strip() == "":
+            raise ConfigError(checkpoint_key, f"not set: {hint}")
+        _check_net(checkpoint, net, checkpoint_key, hint)
+        predictor = SegmentationPredictor.load(checkpoint, device=device, key=checkpoint_key)
+        return cls(predictor, postprocess, num_animals, min_iou, name or f"watershed_{net}")
+
+    def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
+        super().start(sequence, num_animals)
+        if self.num_animals is None:
+            raise ConfigError("annotator.num_animals", f"not set and {sequence.name}'s data set records no count: "
+                                                       "set the number of animals to split the foreground into")
+
+    def step(self, frame: int, image: np.ndarray) -> FrameLabels:
+        heat = np.asarray(self.predictor.heatmap(image), dtype=np.float32)
+        if heat.shape != image.shape[:2]:
+            raise ValueError(f"heatmap of frame {frame} is {heat.shape}, the frame {image.shape[:2]}")
+        masks = split_instances(heat, self.num_animals, self.params)
+        prev = self.previous.instances if self.previous is not None else []
+        iou = mask_iou_matrix([_instance_mask(p, heat.shape) for p in prev], masks)
+        ids, _ = carry_ids([p.track_id for p in prev], iou.reshape(len(prev), len(masks)), self.next_id,
+                           self.min_iou)
+        prob = _sigmoid(heat)
+        instances = [instance_from_mask(i, m, float(prob[m].mean()), "auto") for i, m in zip(ids, masks, strict=True)]
+        instances = sorted((inst for inst in instances if inst is not None), key=lambda inst: inst.track_id)
+        return FrameLabels(frame, instances)
+
+
+def _check_net(checkpoint: str | os.PathLike[str], net: str, key: str, hint: str) -> None:
+    """The export's recorded model (sidecar) must be ``conf/model/<net>.yaml``'s net (same ``_target_``)."""
+    expected_file = CONFIG_DIR / "model" / f"{net}.yaml"
+    if not expected_file.is_file():
+        known = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
+        raise ConfigError("annotator.net", f"no model config {net!r} (known: {', '.join(known)})")
+    if not os.path.isfile(checkpoint):
+        return  # SegmentationPredictor.load names the missing file
+    recorded = ((export_info(checkpoint).get("meta") or {}).get("model") or {}).get("_target_")
+    expected = (yaml.safe_load(expected_file.read_text()) or {}).get("_target_")
+    if recorded and expected and recorded != expected:
+        raise ConfigError(key, f"{checkpoint} holds a {recorded.rsplit('.', 1)[-1]}, not the {net} "
+                               f"({expected.rsplit('.', 1)[-1]}) this annotator is for: pass {hint}, or pick the "
+                               f"annotator of that net")
