@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +27,6 @@ from tests.annotate.test_runner import Crash, _records
 from tests.models.segmentation.test_segmentation_training import TINY_UNET
 
 SEG_SIZE = 64
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_torch() -> Iterator[None]:
-    """Tiny nets gain nothing from 2 threads and spinning OpenMP threads slow a shared CPU; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def write_tiny_unet(path: Path, seed: int = 0, model: dict | None = None) -> Path:
