@@ -65,7 +65,7 @@ def test_missing_or_mismatched_weights_are_clear_errors(tmp_path: Path) -> None:
     torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="records no model config"):
         SegmentationPredictor.load(tmp_path / "other.pt")
-    with pytest.raises(DataFormatError, match=r"other\.pt: does not match Unet: missing \d+ .*unexpected 2"):
+    with pytest.raises(DataFormatError, match=r"other\.pt: does not match Unet: \d+ missing keys .*2 unexpected keys"):
         SegmentationPredictor.load(tmp_path / "other.pt", model=UNET, image_size=64)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataFormatError, match=r"junk\.pt"):

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from segment_anything.modeling import Sam
 
+from samqa_framework.models.state_dict import SHOW, mismatch
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.io import atomic_open, atomic_write_text
 
@@ -48,7 +49,6 @@ SAM_PARTS = ("image_encoder", "prompt_encoder", "mask_decoder")
 _PREFERRED_PREFIXES = ("", "student.", "model.student.", "model.", "sam.", "model.sam.")
 _PART_RE = re.compile(r"^(?P<prefix>(?:[^.]+\.)*?)(?:image_encoder|prompt_encoder|mask_decoder)\.")
 _REL_POS_RE = re.compile(r"^image_encoder\.blocks\.\d+\.attn\.rel_pos_[hw]$")
-_SHOW = 5  # keys listed per kind in a mismatch message
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -124,7 +124,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
                                     + (" (empty)" if isinstance(obj, Mapping) else ""))
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise DataFormatError(path, f"{len(bad)} entries are not named tensors, e.g. {bad[:_SHOW]}")
+        raise DataFormatError(path, f"{len(bad)} entries are not named tensors, e.g. {bad[:SHOW]}")
     return _strip_prefix(dict(obj), path)
 
 
@@ -232,29 +232,13 @@ def _check_export_meta(sam: Sam, path: Path) -> None:
                                    "model/encoder")
 
 
-def _fmt_keys(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_SHOW])
-    return shown + (f", ... (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else "")
-
-
 def check_state_dict(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], path: Path,
                      fmt: str) -> None:
     """Raise ConfigError naming missing/unexpected keys and shape mismatches between file and model."""
-    missing = sorted(set(target) - set(state))
-    unexpected = sorted(set(state) - set(target))
-    mismatched = sorted(k for k in set(state) & set(target) if state[k].shape != target[k].shape)
-    if not (missing or unexpected or mismatched):
-        return
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys ({_fmt_keys(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_fmt_keys(unexpected)})")
-    if mismatched:
-        shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}" for k in mismatched]
-        problems.append(f"{len(mismatched)} shape mismatches ({_fmt_keys(shapes)})")
-    raise ConfigError(KEY, f"{path} (read as format {fmt!r}) does not fit the model: " + "; ".join(problems)
-                      + ". Check model/encoder and model.checkpoint_format.")
+    problems = mismatch(state, target)
+    if problems:
+        raise ConfigError(KEY, f"{path} (read as format {fmt!r}) does not fit the model: {problems}. Check "
+                          "model/encoder and model.checkpoint_format.")
 
 
 def load_checkpoint(sam: Sam, path: str | os.PathLike[str], fmt: str = "auto") -> None:

@@ -25,8 +25,8 @@ from hydra.errors import MissingConfigException
 from sam2.build_sam import build_sam2, build_sam2_video_predictor
 from sam2.modeling.sam2_base import SAM2Base
 
-from samqa_framework.models.sam.checkpoints import _fmt_keys
 from samqa_framework.models.sam2.hydra_scope import sam2_hydra
+from samqa_framework.models.state_dict import mismatch
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -93,20 +93,10 @@ def load_sam2_checkpoint(model: SAM2Base, path: str | os.PathLike[str], config: 
     (config keys under ``key``)."""
     state = read_sam2_state_dict(path, key)
     target = model.state_dict()
-    missing = sorted(set(target) - set(state))
-    unexpected = sorted(set(state) - set(target))
-    mismatched = sorted(k for k in set(state) & set(target) if state[k].shape != target[k].shape)
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing keys ({_fmt_keys(missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected keys ({_fmt_keys(unexpected)})")
-        if mismatched:
-            shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}" for k in mismatched]
-            problems.append(f"{len(mismatched)} shape mismatches ({_fmt_keys(shapes)})")
+    problems = mismatch(state, target)
+    if problems:
         raise ConfigError(f"{key}.checkpoint",
-                          f"{path} does not fit the model of {key}.config={config or '?'}: " + "; ".join(problems)
+                          f"{path} does not fit the model of {key}.config={config or '?'}: {problems}"
                           + f". Choose the config of the checkpoint's model ({key}.config: SAM 2.1 files need "
                             "configs/sam2.1/..., SAM 2.0 files configs/sam2/..., and the same size t/s/b+/l)")
     with torch.no_grad():

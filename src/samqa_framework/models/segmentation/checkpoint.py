@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from samqa_framework.models.sam.checkpoints import read_export_meta, sidecar_path
+from samqa_framework.models.state_dict import mismatch
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.io import atomic_open, atomic_write_text
 
 FORMAT = "samqa-segmentation"
-_SHOW = 5  # keys listed per kind in a mismatch message
+
 
 
 def export_segmentation(net: nn.Module, path: str | os.PathLike[str], image_size: tuple[int, int],
@@ -61,13 +62,9 @@ def load_segmentation_state(net: nn.Module, path: str | os.PathLike[str] | None,
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataFormatError(path, "expected a state dict (names -> tensors)")
     own = net.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = [f"{label} {len(keys)} ({', '.join(keys[:_SHOW])}{', ...' if len(keys) > _SHOW else ''})"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise DataFormatError(path, f"does not match {type(net).__name__}: " + "; ".join(parts)
-                              + " (was it trained with another model config?)")
+    problems = mismatch(state, own)
+    if problems:
+        raise DataFormatError(path, f"does not match {type(net).__name__}: {problems} (was it trained with another "
+                              "model config?)")
     net.load_state_dict(state)
     return net
