@@ -118,13 +118,33 @@ def test_a_mask_that_overlaps_no_previous_one_gets_a_new_identity() -> None:
              4: [(40, 95, 10)], 5: [(40, 30, 10), (40, 95, 10)]}
     predictor = BlobPredictor(disks)
     params = {"refine": "none", "recover_seeds": False}  # one disk alone stays one animal
-    frames = run_frames(WatershedAnnotator(predictor, params, num_animals=2), predictor)
+    frames = run_frames(WatershedAnnotator(predictor, params, num_animals=2, memory=0), predictor)
     assert [sorted(f.by_id()) for f in frames] == [[1], [1, 2], [1, 2], [2], [2, 3]]
+    # within `memory` frames the animal missed at frame 4 takes its identity back
+    frames = run_frames(WatershedAnnotator(predictor, params, num_animals=2, memory=1), predictor)
+    assert [sorted(f.by_id()) for f in frames] == [[1], [1, 2], [1, 2], [2], [1, 2]]
+    assert centre_of(frames[-1], 1)[1] < 60 < centre_of(frames[-1], 2)[1]
     # a jump with no overlap: above min_iou it is another animal
     jump = BlobPredictor({1: [(40, 30, 10)], 2: [(40, 45, 10)]})
     assert [sorted(f.by_id()) for f in run_frames(WatershedAnnotator(jump, num_animals=1), jump)] == [[1], [1]]
     strict = WatershedAnnotator(jump, num_animals=1, min_iou=0.5)
     assert [sorted(f.by_id()) for f in run_frames(strict, jump)] == [[1], [2]]
+
+
+def test_lost_identities_are_rebuilt_from_the_committed_frames() -> None:
+    """On resume the stored frames are only committed: the next frame's identities equal an uninterrupted run's."""
+    disks = {1: [(40, 30, 10), (40, 95, 10)], 2: [(40, 95, 10)], 3: [(40, 96, 10)], 4: [(40, 31, 10), (40, 97, 10)]}
+    predictor = BlobPredictor(disks)
+    params = {"refine": "none", "recover_seeds": False}
+    full = run_frames(WatershedAnnotator(predictor, params, num_animals=2, memory=5), predictor)
+    assert [sorted(f.by_id()) for f in full] == [[1, 2], [2], [2], [1, 2]]
+    resumed = WatershedAnnotator(predictor, params, num_animals=2, memory=5)
+    for labels in full[:3]:
+        resumed.commit(labels)
+    assert resumed.step(4, predictor.frame(4)).by_id().keys() == full[3].by_id().keys()
+    assert set(resumed.lost) == {1} and resumed.next_id == 3
+    expired = WatershedAnnotator(predictor, params, num_animals=2, memory=1)  # lost at frame 1, gone by frame 3
+    assert [sorted(f.by_id()) for f in run_frames(expired, predictor)] == [[1, 2], [2], [2], [2, 3]]
 
 
 def test_identities_carry_on_from_box_only_labels() -> None:

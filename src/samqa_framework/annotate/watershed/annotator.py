@@ -2,11 +2,14 @@
 
 Per frame: the segmentation net's foreground heatmap (:class:`SegmentationPredictor`) is split into at most the
 known number of animals (:func:`~samqa_framework.annotate.watershed.postprocess.split_instances`), and each mask
-takes the identity of the previous frame's mask it overlaps most (Hungarian on mask IoU); a mask that overlaps
-none gets a new identity. Nobody is asked anything: no prompts, no interventions.
+takes the identity of the previous frame's mask it overlaps most (Hungarian on mask IoU). A mask that overlaps
+none of them may take back an identity missing for at most ``memory`` frames (overlapping that identity's last
+mask: an animal missed for a few frames, or merged with another, comes back under its own identity); any other
+mask gets a new identity. Nobody is asked anything: no prompts, no interventions.
 
-All state is the previous frame's labels and the next free identity, both kept by :meth:`Annotator.commit`, so a
-resumed run gives the labels of an uninterrupted one.
+All state (the previous frame's labels, the lost identities' last instances, the next free identity) is kept by
+:meth:`commit`, so a resumed run, which replays the stored frames through it, gives the labels of an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import yaml
 
-from samqa_framework.annotate.association import carry_ids, mask_iou_matrix
+from samqa_framework.annotate.association import mask_iou_matrix, match
 from samqa_framework.annotate.base import Annotator, FrameLabels, Instance, instance_from_mask
 from samqa_framework.annotate.watershed.postprocess import WatershedParams, split_instances
 from samqa_framework.data.sequence import Sequence
@@ -57,26 +60,33 @@ class WatershedAnnotator(Annotator):
     ``postprocess``: :class:`WatershedParams` or its mapping (``conf/postprocess/watershed.yaml``'s keys).
     ``num_animals``: masks per frame at most; None takes the data set's count (``start``).
     ``min_iou``: a mask keeps a previous identity only when their mask IoU is above this.
+    ``memory``: an identity missing from up to this many consecutive frames can be taken back (0: only the
+    previous frame's identities carry on).
     """
 
     def __init__(self, predictor: HeatmapPredictor, postprocess: WatershedParams | Mapping[str, Any] | None = None,
-                 num_animals: int | None = None, min_iou: float = 0.0, name: str = "watershed") -> None:
+                 num_animals: int | None = None, min_iou: float = 0.0, memory: int = 30,
+                 name: str = "watershed") -> None:
         super().__init__(num_animals)
         if self.num_animals is not None and self.num_animals < 1:
             raise ConfigError("annotator.num_animals", f"must be >= 1 (or null: the data set's count), got "
                                                        f"{num_animals}")
         if not 0.0 <= float(min_iou) < 1.0:
             raise ConfigError("annotator.min_iou", f"must be in [0, 1), got {min_iou}")
+        if int(memory) != memory or memory < 0:
+            raise ConfigError("annotator.memory", f"must be a whole number of frames >= 0, got {memory}")
         self.predictor = predictor
         self.params = (postprocess if isinstance(postprocess, WatershedParams)
                        else WatershedParams.from_mapping(dict(postprocess or {})))
         self.min_iou = float(min_iou)
+        self.memory = int(memory)
+        self.lost: dict[int, tuple[int, Instance]] = {}  # identity -> (frame last seen, its instance there)
         self.name = str(name)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike[str] | None, net: str,
                         postprocess: WatershedParams | Mapping[str, Any] | None = None,
-                        num_animals: int | None = None, min_iou: float = 0.0, device: str = "cpu",
+                        num_animals: int | None = None, min_iou: float = 0.0, memory: int = 30, device: str = "cpu",
                         name: str | None = None, checkpoint_key: str = KEY) -> WatershedAnnotator:
         """Load the segmentation net exported by ``samqa-train stage=segmentation model=<net>`` from ``checkpoint``.
 
@@ -90,27 +100,55 @@ class WatershedAnnotator(Annotator):
             raise ConfigError(checkpoint_key, f"not set: {hint}")
         _check_net(checkpoint, net, checkpoint_key, hint)
         predictor = SegmentationPredictor.load(checkpoint, device=device, key=checkpoint_key)
-        return cls(predictor, postprocess, num_animals, min_iou, name or f"watershed_{net}")
+        return cls(predictor, postprocess, num_animals, min_iou, memory, name or f"watershed_{net}")
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
         super().start(sequence, num_animals)
         if self.num_animals is None:
             raise ConfigError("annotator.num_animals", f"not set and {sequence.name}'s data set records no count: "
                                                        "set the number of animals to split the foreground into")
+        self.lost = {}
+
+    def commit(self, labels: FrameLabels) -> None:
+        if labels.labelled:
+            present = {inst.track_id for inst in labels.instances}
+            if self.previous is not None:
+                for inst in self.previous.instances:
+                    if inst.track_id not in present:
+                        self.lost[inst.track_id] = (self.previous.frame, inst)
+            self.lost = {i: (f, inst) for i, (f, inst) in self.lost.items()
+                         if i not in present and labels.frame - f <= self.memory}
+        super().commit(labels)
 
     def step(self, frame: int, image: np.ndarray) -> FrameLabels:
         heat = np.asarray(self.predictor.heatmap(image), dtype=np.float32)
         if heat.shape != image.shape[:2]:
             raise ValueError(f"heatmap of frame {frame} is {heat.shape}, the frame {image.shape[:2]}")
         masks = split_instances(heat, self.num_animals, self.params)
-        prev = self.previous.instances if self.previous is not None else []
-        iou = mask_iou_matrix([_instance_mask(p, heat.shape) for p in prev], masks)
-        ids, _ = carry_ids([p.track_id for p in prev], iou.reshape(len(prev), len(masks)), self.next_id,
-                           self.min_iou)
+        ids = self._identities(masks, frame)
         prob = _sigmoid(heat)
         instances = [instance_from_mask(i, m, float(prob[m].mean()), "auto") for i, m in zip(ids, masks, strict=True)]
         instances = sorted((inst for inst in instances if inst is not None), key=lambda inst: inst.track_id)
         return FrameLabels(frame, instances)
+
+    def _identities(self, masks: list[np.ndarray], frame: int) -> list[int]:
+        """Previous frame's identities first, then those lost within ``memory`` frames, then new ones."""
+        ids = [-1] * len(masks)
+        prev = [(p.track_id, p) for p in (self.previous.instances if self.previous is not None else [])]
+        lost = [(i, inst) for i, (f, inst) in sorted(self.lost.items()) if frame - f - 1 <= self.memory]
+        for candidates in (prev, lost):
+            free = [c for c, value in enumerate(ids) if value < 0]
+            if not free or not candidates:
+                continue
+            iou = mask_iou_matrix([_instance_mask(inst, masks[0].shape) for _, inst in candidates],
+                                  [masks[c] for c in free])
+            for r, c in match(iou.reshape(len(candidates), len(free)), self.min_iou):
+                ids[free[c]] = candidates[r][0]
+        next_id = self.next_id
+        for c, value in enumerate(ids):
+            if value < 0:
+                ids[c], next_id = next_id, next_id + 1
+        return ids
 
 
 def _check_net(checkpoint: str | os.PathLike[str], net: str, key: str, hint: str) -> None:
