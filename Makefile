@@ -11,7 +11,7 @@ export WANDB_MODE ?= offline
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 
-.PHONY: venv demo test test-slow test-all bench lint clean
+.PHONY: venv study demo test test-slow test-all bench lint clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 	$(PY) scripts/fix_opencv.py
 	touch $(STAMP)
 
+# The main job: the quick study (every method of conf/study.yaml's sweep on synthetic_rats), Table 2 printed last.
+study: $(STAMP)
+	$(VENV)/bin/samqa-study -m
+
+# ByteTrack on simulated detectors of growing noise (how the metrics respond, without any training).
 demo: $(STAMP)
 	$(VENV)/bin/samqa-demo
 

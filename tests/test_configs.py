@@ -17,9 +17,12 @@ from samqa_framework.utils.hydra import CONFIG_DIR
 GROUPS = ["data", "model", "annotator", "qa", "prompts", "detector", "tracker", "trainer", "logger", "callbacks",
           "paths", "experiment", "postprocess"]
 PRIMARY = {"generate": ["paths", "data", "experiment"], "evaluate": ["paths", "logger", "experiment"],
-           "annotate": ["paths", "data", "model", "qa", "prompts", "annotator", "logger", "experiment"]}
+           "annotate": ["paths", "data", "model", "qa", "prompts", "annotator", "logger", "experiment"],
+           "study": ["paths", "data", "model", "qa", "prompts", "annotator", "detector", "tracker", "logger",
+                     "experiment"]}
 # Groups whose configs refer to other groups (${model}, ${qa}, ${prompts}): composed in the app that uses them.
-COMPOSED_IN = {"annotator": "annotate", "prompts": "annotate"}
+# Experiments are composed in the study app, which holds every group an experiment may override.
+COMPOSED_IN = {"annotator": "annotate", "prompts": "annotate", "experiment": "study"}
 # Configs that need a checkpoint or model folder: instantiating them without one names the key to set.
 NEEDS_CHECKPOINT = {("model", "dinov2_linear"): r"model\.backbone_path",
                     ("annotator", "watershed_unet"): r"annotator\.checkpoint",
@@ -27,6 +30,7 @@ NEEDS_CHECKPOINT = {("model", "dinov2_linear"): r"model\.backbone_path",
                     ("annotator", "watershed_dinov2"): r"annotator\.checkpoint",
                     ("annotator", "watershed_unet_manual"): r"annotator\.base\.checkpoint",
                     ("annotator", "sam2_video"): r"annotator\.sam2\.checkpoint",
+                    ("annotator", "sam2_video_30"): r"annotator\.sam2\.checkpoint",
                     ("annotator", "samqa_sam2"): r"annotator\.sam2\.checkpoint",
                     ("annotator", "grounding_dino"): r"'annotator\.model_dir'",
                     ("annotator", "grounding_dino_manual"): r"'annotator\.base\.model_dir'"}
@@ -44,7 +48,7 @@ def test_every_expected_group_has_configs() -> None:
 def _compose_with(compose_cfg, group: str, option: str, extra: list[str] | None = None) -> DictConfig:
     primary = COMPOSED_IN.get(group, "generate")
     prefix = "" if group in PRIMARY[primary] else "+"
-    small = ["model.image_size=64"] if primary == "annotate" else []
+    small = ["model.image_size=64"] if primary in ("annotate", "study") and group != "experiment" else []
     return compose_cfg(primary, [f"{prefix}{group}={option}", *small, *(extra or [])])
 
 
@@ -56,7 +60,7 @@ def test_config_composes_and_instantiates(compose_cfg, tmp_path: Path, group: st
     container = OmegaConf.to_container(node, resolve=True)  # every interpolation resolves
     assert container is not None
     if group == "experiment":
-        assert cfg.data.size in cfg.data.sizes
+        assert "sizes" not in cfg.data or cfg.data.size in cfg.data.sizes
         return
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         with pytest.raises(Exception, match=r"(?i)gpu|cuda"):
@@ -138,3 +142,12 @@ def test_image_size_must_be_a_multiple_of_16(compose_cfg) -> None:
     with pytest.raises(Exception) as info:
         instantiate(cfg.model)
     assert "model.image_size" in str(info.value) + str(info.value.__cause__)
+
+
+def test_every_annotator_has_a_study_method_entry(compose_cfg) -> None:
+    """Table 2 names each method and knows what it needs: no annotator config may be missing from `methods`."""
+    cfg = compose_cfg("study")
+    assert set(options("annotator")) <= set(cfg.methods), sorted(set(options("annotator")) - set(cfg.methods))
+    for name, method in cfg.methods.items():
+        for model in (method.get("needs") or {}):
+            assert model in cfg.study.models, f"methods.{name}.needs names unknown model {model}"

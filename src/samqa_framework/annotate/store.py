@@ -70,6 +70,17 @@ class LabelStore:
             atomic_write_json(meta, {"fingerprint": self.fingerprint})
         self._repair()
 
+    @classmethod
+    def read(cls, out_dir: str | os.PathLike[str]) -> LabelStore:
+        """An existing store opened for reading, whatever configuration made it (nothing is written or repaired)."""
+        store = cls.__new__(cls)
+        store.root = Path(out_dir)
+        store.path = store.root / cls.FILE
+        store.fingerprint = None
+        if not store.path.is_file():
+            raise DataFormatError(store.path, "no label store here (run the annotation first)")
+        return store
+
     def _repair(self) -> None:
         """Cut a torn last line (a crash during a write) so appends start on a line boundary."""
         if not self.path.is_file():

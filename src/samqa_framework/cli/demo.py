@@ -2,6 +2,7 @@
 
     samqa-demo                      # synthetic rats, quick size
     samqa-demo data=synthetic_mice  # or any data set config
+    samqa-demo tracker.box_source=detection tracker.max_ids=2   # any tracker setting (2 rats: cap at 2 ids)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from samqa_framework.logging.loggers import (
     log_summary,
     log_table,
 )
-from samqa_framework.track.runner import track_detections
+from samqa_framework.track.bytetrack import ByteTrack
 from samqa_framework.track.simulated_detector import SimulatedDetector
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task
 
@@ -36,15 +37,16 @@ def demo(cfg: DictConfig) -> dict[str, dict[str, float]]:
     dataset_dir = Path(cfg.dataset_dir)
     manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
     out_dir = Path(cfg.paths.output_dir)
+    tracker: ByteTrack = instantiate(cfg.tracker)
+    tracker.save_yaml(out_dir / "tracker.yaml")  # the settings used, loadable by ultralytics' model.track()
     combined: dict[str, dict[str, float]] = {}
     for name, params in cfg.detectors.items():
         detector = SimulatedDetector(**params, seed=cfg.seed)
         pred_dir = out_dir / "tracks" / name
         for seq in manifest.sequences(dataset_dir, "eval"):
             info = seq.info
-            tracks = track_detections(instantiate(cfg.tracker),
-                                      detector.detections(seq.gt(), info.seq_length, (info.width, info.height)),
-                                      (info.width, info.height), box_source=cfg.box_source)
+            size = (info.width, info.height)
+            tracks = tracker.track(detector.detections(seq.gt(), info.seq_length, size), size)
             write_mot(pred_dir / f"{seq.name}.txt", tracks, columns=10)
         metrics = evaluate_dirs(dataset_dir, pred_dir, sequences=manifest.eval)
         write_report(metrics, out_dir / "metrics" / name)

@@ -4,6 +4,7 @@
     samqa-train stage=finetune model.checkpoint=outputs/train/<run>/sam_distill.pt
     samqa-train experiment=quick_finetune_rats          # the tuned 15-minute CPU preset
     samqa-train ckpt_path=outputs/train/<run>/checkpoints/last.ckpt   # resume
+    samqa-train trainer=ddp trainer.devices=2           # DDP, also in multiruns (ranks started by this job)
 
 Builds (or reuses) the data set, trains, validates once more, exports the model as a SAM-style state dict
 (``export_path``, printed last) and prints a short summary.
@@ -23,6 +24,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_summary
+from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunch, run_ranks
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task
 
 log = logging.getLogger(__name__)
@@ -65,10 +67,43 @@ def _metrics(trainer: Trainer, names: list[str]) -> dict[str, float]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run the stage of ``cfg``; returns ``{"metrics": {...}, "export": path, "trainer": Trainer, "module": ...}``."""
+    """Run the stage of ``cfg``; returns ``{"metrics": {...}, "export": path, "trainer": Trainer, "module": ...}``.
+
+    DDP (``trainer=ddp``) started from this job: the ranks are started here (``utils.ddp``), each runs
+    ``fit_and_export`` once, and the result is rank 0's ``{"metrics", "export"}`` (its trainer and module stayed in
+    that process).
+    """
     seed_everything(int(cfg.seed), workers=True)
     dataset_dir = Path(cfg.dataset_dir)
+    # built once, here, before any rank starts: ranks building it side by side would race
     instantiate(cfg.data, _convert_="all").build(dataset_dir)
+    probe = _probe_trainer(cfg)
+    if lightning_would_relaunch(probe):
+        check_single_node(probe)
+        return run_ranks(_train_rank, cfg, probe.world_size)
+    return fit_and_export(cfg)
+
+
+def _probe_trainer(cfg: DictConfig) -> Trainer:
+    """The configured Trainer without loggers or callbacks, only to learn how it would start its processes."""
+    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # its "GPU available: ..." lines come again from the real trainer
+    try:
+        return instantiate(cfg.trainer, callbacks=[], logger=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def _train_rank(cfg: DictConfig) -> dict[str, Any]:
+    """One DDP rank (a process of its own, from ``run_ranks``): the whole fit, rank 0's summary comes back."""
+    seed_everything(int(cfg.seed), workers=True)  # every rank starts from the same weights, like a DDP script
+    out = fit_and_export(cfg)
+    return {"metrics": out["metrics"], "export": out["export"]}
+
+
+def fit_and_export(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, validate once more, export (global rank 0 only) and log the summary; the data set must be built."""
     datamodule = instantiate(cfg.stage.datamodule)
     model = instantiate(cfg.model)
     # the module's argument that takes the model: `sam` for the SAM stages, a stage may name another (`net`)
@@ -88,21 +123,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("final_validate", True) and not trainer.fast_dev_run:
             trainer.validate(module, datamodule=datamodule, verbose=False)
             metrics = _metrics(trainer, names) or metrics
-        export = export_model(module, Path(cfg.export_path),
-                              meta={"stage": cfg.stage.name, "data": cfg.data.name,
-                                    "image_size": cfg.model.get("image_size"),
-                                    "global_step": trainer.global_step, "metrics": metrics,
-                                    "encoder": OmegaConf.to_container(cfg.model.encoder, resolve=True)
-                                    if "encoder" in cfg.model else None,
-                                    "model": OmegaConf.to_container(cfg.model, resolve=True)})
+        export = Path(cfg.export_path)
+        if trainer.is_global_zero:  # one writer; under DDP every rank holds the same weights
+            export = export_model(module, export,
+                                  meta={"stage": cfg.stage.name, "data": cfg.data.name,
+                                        "image_size": cfg.model.get("image_size"),
+                                        "global_step": trainer.global_step, "metrics": metrics,
+                                        "encoder": OmegaConf.to_container(cfg.model.encoder, resolve=True)
+                                        if "encoder" in cfg.model else None,
+                                        "model": OmegaConf.to_container(cfg.model, resolve=True)})
         log_summary(loggers, {f"final/{k}": v for k, v in metrics.items()})
         status = "success"
     finally:
         finish_loggers(loggers, status)
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation metric"
-    print(f"\n{cfg.stage.name} on {cfg.data.name} ({trainer.global_step} steps, {trainer.current_epoch} epochs): "
-          f"{summary}")
-    print(f"model: {export}")
+    if trainer.is_global_zero:
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation metric"
+        print(f"\n{cfg.stage.name} on {cfg.data.name} ({trainer.global_step} steps, {trainer.current_epoch} epochs): "
+              f"{summary}")
+        print(f"model: {export}")
     return {"metrics": metrics, "export": export, "trainer": trainer, "module": module}
 
 

@@ -7,13 +7,14 @@
 ```
 
 A frame without boxes gets an empty label file: ultralytics then uses it as a background image, which
-teaches the detector that an empty arena is empty.
+teaches the detector that an empty arena is empty. ``check_label_set`` vets an exported split before training:
+ultralytics itself drops bad label lines with a warning and trains on an empty label set without complaint.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 
@@ -55,10 +56,12 @@ def _label_lines(rows: MotTable, width: int, height: int, class_names: SequenceO
 
 def export_yolo(items: Iterable[tuple[str, FrameSource, MotTable]], out_dir: Path, split: str = "train",
                 every: int = 1, class_names: SequenceOf[str] = ("animal",), image_ext: str = ".jpg",
-                min_flag: float = 0.5) -> Path:
+                min_flag: float = 0.5, frames: Mapping[str, Collection[int]] | None = None) -> Path:
     """Write every ``every``-th frame of each ``(name, frames, boxes)`` item into ``split``.
 
     Frames are streamed one at a time. Rows with ``conf`` (the gt flag) below ``min_flag`` are left out.
+    ``frames``: per item name, the only (1-based) frames to write, e.g. a label set's labelled frames (a frame a
+    method skipped is not an empty frame, so it must not become a background image); ``every`` still applies.
     The split's images and labels are built in temporary folders and renamed into place at the end
     (labels first, so a crash in between never leaves new images paired with stale labels); an earlier
     export of the same split is replaced. Returns ``<out_dir>/images/<split>``.
@@ -74,15 +77,18 @@ def export_yolo(items: Iterable[tuple[str, FrameSource, MotTable]], out_dir: Pat
         raise ValueError("class_names is empty")
     seen: set[str] = set()
     with atomic_dir(out_dir / "images" / split) as img_tmp, atomic_dir(out_dir / "labels" / split) as lab_tmp:
-        for name, frames, table in items:
+        for name, source, table in items:
             if name in seen:  # file names would collide and silently overwrite each other
                 raise ValueError(f"sequence name {name!r} appears twice in one split")
             seen.add(name)
-            if table.num_frames > len(frames):
-                raise DataFormatError(frames.path, f"{name}: boxes reach frame {table.num_frames} but the "
-                                      f"frames stop at {len(frames)}")
-            for k, img in enumerate(frames.iter_range(0, None, every)):
+            if table.num_frames > len(source):
+                raise DataFormatError(source.path, f"{name}: boxes reach frame {table.num_frames} but the "
+                                      f"frames stop at {len(source)}")
+            keep = None if frames is None or name not in frames else set(frames[name])
+            for k, img in enumerate(source.iter_range(0, None, every)):
                 frame = k * every + 1
+                if keep is not None and frame not in keep:
+                    continue
                 stem = f"{name}_{frame:06d}"
                 height, width = img.shape[:2]
                 text = _label_lines(table.rows_of(frame), width, height, class_names, min_flag,
@@ -111,3 +117,42 @@ def write_data_yaml(out_dir: Path, splits: Mapping[str, str], class_names: Seque
     path = out_dir / "data.yaml"
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], require_boxes: bool = True,
+                    source: str | os.PathLike[str] | None = None) -> int:
+    """Check every label file of ``<out_dir>/labels/<split>``; returns the number of boxes.
+
+    Each line must be ``class cx cy w h`` with a class id below ``len(class_names)`` and coordinates in [0, 1]
+    (a DataFormatError names the file and line). With ``require_boxes``, a split without a single box is an empty
+    label set (all background: the detector would learn to find nothing); the error names ``source``, the labels the
+    split was exported from, when given, else the label folder.
+    """
+    folder = Path(out_dir) / "labels" / split
+    if not folder.is_dir():
+        raise DataFormatError(folder, f"label folder of split {split!r} not found (call export_yolo first)")
+    nc = len(class_names)
+    boxes = files = 0
+    for path in sorted(folder.glob("*.txt")):
+        files += 1
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                cls, *xywh = (float(v) for v in fields)
+            except ValueError:
+                raise DataFormatError(path, f"not numbers: {line.strip()!r}", line=number) from None
+            if len(xywh) != 4:
+                raise DataFormatError(path, f"expected 'class cx cy w h', got {len(fields)} values", line=number)
+            if not cls.is_integer() or not 0 <= cls < nc:
+                raise DataFormatError(path, f"class id {fields[0]} is not one of the data set's {nc} class(es) "
+                                      f"0..{nc - 1} ({', '.join(map(str, class_names))})", line=number)
+            if not all(0 <= v <= 1 for v in xywh):
+                raise DataFormatError(path, f"box {' '.join(fields[1:])} is not normalised to [0, 1]", line=number)
+            boxes += 1
+    if require_boxes and not boxes:
+        raise DataFormatError(source if source is not None else folder,
+                              f"empty label set: none of the {files} label files of split {split!r} in {folder} "
+                              "holds a box, so there is nothing to train a detector on")
+    return boxes

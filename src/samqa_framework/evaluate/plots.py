@@ -38,3 +38,26 @@ def bar_chart(rows: Mapping[str, Mapping[str, float]], out_path: str | os.PathLi
         fig.savefig(fh, format="png")
     plt.close(fig)
     return out_path
+
+
+def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], out_path: str | os.PathLike[str],
+               xlabel: str = "", ylabel: str = "", title: str = "") -> Path:
+    """One line per series of (x, y) points (sorted by x), e.g. IDF1 against the prompt interval (paper Fig. 3a)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+    for name, points in series.items():
+        xs, ys = zip(*sorted(points), strict=True)
+        ax.plot(xs, ys, marker="o", label=name)
+        for x, y in zip(xs, ys, strict=True):
+            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 105)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    with atomic_open(out_path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+    return out_path

@@ -1,4 +1,4 @@
-"""Run a tracker over per-frame detections and collect MOT rows."""
+"""Feed per-frame detections to an ultralytics tracker and collect MOT rows (``ByteTrack.track`` uses this)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import numpy as np
 from ultralytics.engine.results import Boxes
 
 from samqa_framework.data.mot import MotTable
+
+BOX_SOURCES = ("kalman", "detection")
 
 
 def track_detections(tracker, detections: Iterable[tuple[int, np.ndarray]], image_size: tuple[int, int],
@@ -19,7 +21,7 @@ def track_detections(tracker, detections: Iterable[tuple[int, np.ndarray]], imag
     ``detection`` reports the matched detection's own box. ByteTrack's Kalman filter models a slowly
     changing aspect ratio (pedestrians), so for turning animals its boxes lag the detections.
     """
-    if box_source not in ("kalman", "detection"):
+    if box_source not in BOX_SOURCES:
         raise ValueError(f"box_source must be 'kalman' or 'detection', got {box_source!r}")
     width, height = image_size
     frames, ids, boxes, scores = [], [], [], []

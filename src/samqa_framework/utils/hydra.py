@@ -32,6 +32,21 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """Compose another primary config of ours (e.g. ``train`` inside the study app), as its own app would.
+
+    Inside a running Hydra app the global Hydra is initialised with our config dir; elsewhere (tests, scripts)
+    it is initialised for the call. ``${hydra:...}`` values still resolve against the running app's config.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name, overrides=overrides or [])
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides or [])
+
+
 def run_task(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Wrap a Hydra task: offline defaults, and bad input reported as one line with exit status 1 (or the
     error's own ``exit_code``, e.g. 3 when a person must supply prompts).

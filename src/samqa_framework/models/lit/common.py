@@ -40,6 +40,17 @@ def check_finite(loss: torch.Tensor, module: LightningModule, batch_idx: int, pa
         + ": lower stage.module.optimizer.lr, raise trainer.gradient_clip_val or check the data")
 
 
+def from_all_ranks(module: LightningModule, value: Any) -> list[Any]:
+    """``value`` of every DDP rank (``[value]`` in one process), for epoch metrics over the whole validation set:
+    under DDP each rank validates its own share, and Lightning's ``self.log`` would report rank 0's share only."""
+    trainer = module._trainer
+    if trainer is None or trainer.world_size < 2 or not torch.distributed.is_initialized():
+        return [value]
+    out: list[Any] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(out, value)
+    return out
+
+
 def _parts(named: Iterable[tuple[str, nn.Parameter]]) -> dict[str, list[tuple[str, nn.Parameter]]]:
     groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
     for name, param in named:

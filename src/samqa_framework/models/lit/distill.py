@@ -192,7 +192,9 @@ class DistillModule(LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.log("val/mse", self._mse(batch, "val"), prog_bar=True, batch_size=batch["image"].shape[0])
+        # sync_dist: under DDP the mean over every rank's share (a no-op in one process)
+        self.log("val/mse", self._mse(batch, "val"), prog_bar=True, batch_size=batch["image"].shape[0],
+                 sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = build_optimizer(self.sam.image_encoder, self.optimizer_cfg)

@@ -35,7 +35,13 @@ from segment_anything.modeling import MaskDecoder, Sam
 
 from samqa_framework.data.datamodules import normalize_images
 from samqa_framework.logging.loggers import log_images
-from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite, set_trainable
+from samqa_framework.models.lit.common import (
+    build_optimizer,
+    build_scheduler,
+    check_finite,
+    from_all_ranks,
+    set_trainable,
+)
 from samqa_framework.models.losses import bce_dice_loss, mask_iou
 from samqa_framework.utils.errors import ConfigError
 
@@ -208,13 +214,16 @@ class FinetuneModule(LightningModule):
                                              f"(box {box_iou.mean():.3f})")
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val.get("iou"):
+        # every rank's values first (a collective: no rank may return before it)
+        val = {k: [x for part in from_all_ranks(self, self._val.get(k, [])) for x in part]
+               for k in ("iou", "box_iou", "loss")}
+        if not val["iou"]:
             return
-        self.log("val/iou", float(np.mean(self._val["iou"])), prog_bar=True)
-        self.log("val/box_iou", float(np.mean(self._val["box_iou"])))
-        self.log("val/loss", float(np.mean(self._val["loss"])))
-        self.log("val/iou_p10", float(np.percentile(self._val["iou"], 10)))
-        if self.trainer.sanity_checking or not self._val["overlays"]:
+        self.log("val/iou", float(np.mean(val["iou"])), prog_bar=True)
+        self.log("val/box_iou", float(np.mean(val["box_iou"])))
+        self.log("val/loss", float(np.mean(val["loss"])))
+        self.log("val/iou_p10", float(np.percentile(val["iou"], 10)))
+        if self.trainer.sanity_checking or not self._val["overlays"] or not self.trainer.is_global_zero:
             return
         log_images(self.loggers, "val/overlays", self._val["overlays"], self._val["captions"])
         if self.overlay_dir is not None:

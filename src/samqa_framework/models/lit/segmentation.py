@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite
+from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite, from_all_ranks
 from samqa_framework.models.lit.finetune import plain
 from samqa_framework.models.losses import ce_dice_loss
 from samqa_framework.models.segmentation.checkpoint import export_segmentation
@@ -93,8 +93,9 @@ class SegmentationModule(LightningModule):
             self._val["gt"] += float(gt.sum())
 
     def on_validation_epoch_end(self) -> None:
-        v = self._val
-        if not v.get("batches"):
+        parts = from_all_ranks(self, self._val)  # under DDP, each rank's share of the validation set
+        v = {k: sum(p.get(k, 0.0) for p in parts) for k in ("inter", "union", "pred", "gt", "loss", "batches")}
+        if not v["batches"]:
             return
         # no foreground predicted nor labelled anywhere: a perfect (empty) segmentation
         iou = v["inter"] / v["union"] if v["union"] else 1.0

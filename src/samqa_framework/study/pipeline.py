@@ -1,0 +1,288 @@
+"""One study job: a method's labels for a data set, judged by the tracker they train (paper section 2, Table 2).
+
+    models (cached)  ->  annotate  ->  export (YOLO)  ->  detector  ->  detect  ->  track + evaluate
+
+Each arrow is a stage of ``study/cache.py``: run once per configuration, reused by every later job or re-run that
+asks for the same thing (e.g. the U-Net trained once for ``watershed_unet`` and ``watershed_unet_manual``).
+Stages talk through files in documented formats (MOT txt, COCO RLE, YOLO folders, ultralytics weights).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm.auto import tqdm
+
+from samqa_framework.annotate.runner import annotate_sequence
+from samqa_framework.data.mot import MotTable, read_mot, write_mot
+from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.data.yolo_export import check_label_set, export_yolo, write_data_yaml
+from samqa_framework.evaluate.report import write_report
+from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
+from samqa_framework.study.cache import StageCache, StageResult
+from samqa_framework.study.label_set import read_label_set
+from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.hydra import compose_config
+
+log = logging.getLogger(__name__)
+
+CLASS_NAMES = ("animal",)
+# Keys of a nested samqa-train config that do not change the trained model (so not part of its cache key).
+_NOT_IN_KEY = ("paths", "logger", "hydra", "export_path", "tags", "task_name", "ckpt_path")
+
+
+class Skipped(Exception):
+    """The job cannot run here (a checkpoint or model folder is not configured); the row says which key to set."""
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+class StudyJob:
+    """The stages of one (method, data set) job; ``run()`` returns its results row."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.cache = StageCache(cfg.study.cache_dir)
+        self.out_dir = Path(cfg.paths.output_dir)
+        self.stages: dict[str, StageResult] = {}
+        self.progress = bool(cfg.get("progress", True))
+
+    # ---- stages --------------------------------------------------------------------------------------------
+    def _stage(self, name: str, spec: Mapping[str, Any], fn) -> StageResult:
+        n = len(self.stages) + 1
+        log.info("[stage %d] %s", n, name)
+        result = self.cache.run(name, spec, fn)
+        self.stages[name] = result
+        log.info("[stage %d] %s %s in %.1f s (%s)", n, name, "cached" if result.cached else "done",
+                 result.wall_s, result.dir)
+        return result
+
+    def train_model(self, name: str) -> StageResult:
+        """A model a method needs (``study.models.<name>``: samqa-train overrides), trained once and cached."""
+        spec_cfg = self.cfg.study.models.get(name)
+        if spec_cfg is None:
+            raise ConfigError(f"study.models.{name}", "no such model spec (a method's `needs` names it)")
+        # A model may start from another one (e.g. fine-tuning from the distilled student).
+        parents = {key: self.train_model(parent).outputs["export"]
+                   for parent, key in (spec_cfg.get("needs") or {}).items()}
+        train_cfg = compose_config("train", [*spec_cfg.overrides, "logger=csv"])
+        with open_dict(train_cfg):
+            train_cfg.data = self.cfg.data
+            train_cfg.seed = self.cfg.seed
+            for node in spec_cfg.get("inherit") or []:
+                train_cfg[node] = self.cfg[node]
+            train_cfg.paths = OmegaConf.merge(self.cfg.paths, {"output_dir": "<stage_dir>"})
+            train_cfg.export_path = "${paths.output_dir}/model.pt"
+            for key, path in parents.items():
+                OmegaConf.update(train_cfg, key, path, force_add=True)
+        resolved = _plain(train_cfg)
+        spec = {"model": name, "train": {k: v for k, v in resolved.items() if k not in _NOT_IN_KEY}}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            from samqa_framework.cli.train import train  # the samqa-train stage itself, not a copy of it
+
+            with open_dict(train_cfg):
+                train_cfg.paths.output_dir = str(stage_dir)
+            out = train(train_cfg)
+            return {"export": str(out["export"]), "metrics": out["metrics"]}
+
+        return self._stage(f"train_{name}", spec, fn)
+
+    def annotate(self, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+        cfg = self.cfg
+        spec = {"annotator": _plain(cfg.annotator), "data": _plain(cfg.data), "max_frames": cfg.get("max_frames")}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            annotator = instantiate(cfg.annotator, _convert_="all")
+            sequences = {}
+            for seq in manifest.sequences(dataset_dir, "train"):
+                res = annotate_sequence(annotator, seq, stage_dir / seq.name, fingerprint=spec,
+                                        max_frames=cfg.get("max_frames"), progress=self.progress,
+                                        num_animals=manifest.num_animals)
+                sequences[seq.name] = {"labels_dir": str(res.out_dir), "frames": res.frames, "counts": res.counts,
+                                       "quality": res.quality}
+            frames = sum(s["frames"] for s in sequences.values())
+            interventions = sum(s["counts"]["interventions"] for s in sequences.values())
+            return {"sequences": sequences, "frames": frames, "interventions": interventions,
+                    "interventions_per_100_frames": 100.0 * interventions / max(frames, 1)}
+
+        return self._stage("annotate", spec, fn)
+
+    def export(self, annotation: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+        every = int(self.cfg.study.val_every)
+        spec = {"annotate": annotation.key, "val_every": every, "classes": list(CLASS_NAMES),
+                "max_frames": self.cfg.get("max_frames")}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            sets = []
+            for seq in manifest.sequences(dataset_dir, "train"):
+                labels_dir = annotation.outputs["sequences"][seq.name]["labels_dir"]
+                sets.append(read_label_set(labels_dir, seq, max_frames=self.cfg.get("max_frames")))
+            # val: every `val_every`-th labelled frame of the label set itself, never the evaluation ground truth
+            # (a user has no ground truth either); ultralytics requires a val split and reports on it.
+            for split, step in (("train", 1), ("val", every)):
+                export_yolo(((s.sequence.name, s.sequence.frames(), s.boxes) for s in sets), stage_dir, split,
+                            class_names=CLASS_NAMES, frames={s.sequence.name: s.labelled[::step] for s in sets},
+                            min_flag=0.0)
+            boxes = check_label_set(stage_dir, "train", CLASS_NAMES, source=sets[0].labels_path)
+            data_yaml = write_data_yaml(stage_dir, {"train": "train", "val": "val"}, CLASS_NAMES)
+            return {"data_yaml": str(data_yaml), "boxes": boxes,
+                    "images": sum(len(s.labelled) for s in sets)}
+
+        return self._stage("export", spec, fn)
+
+    def train_detector(self, export: StageResult) -> StageResult:
+        spec = {"export": export.key, "detector": _plain(self.cfg.detector), "seed": self.cfg.seed}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            run = self.detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
+            return {"weights": str(run.weights), "results_csv": str(run.results_csv), "metrics": run.metrics,
+                    "epochs": run.epochs}
+
+        return self._stage("detector", spec, fn)
+
+    def detect(self, detector: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+        """Detections on the evaluation videos as MOT rows (id = rank within the frame, conf = score)."""
+        spec = {"detector": detector.key, "predict": _plain(self.cfg.detector),
+                "eval": list(manifest.eval), "data": _plain(self.cfg.data)}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            counts = {}
+            for seq in manifest.sequences(dataset_dir, "eval"):
+                frames, ids, boxes, scores = [], [], [], []
+                stream = self.detector.detect(Path(detector.outputs["weights"]), seq.frames())
+                for frame, det in tqdm(stream, total=seq.info.seq_length, desc=f"detect {seq.name}", unit="frame",
+                                       disable=not self.progress, dynamic_ncols=True):
+                    for rank, (x1, y1, x2, y2, score, _cls) in enumerate(det, start=1):
+                        frames.append(frame)
+                        ids.append(rank)
+                        boxes.append((x1, y1, x2 - x1, y2 - y1))
+                        scores.append(score)
+                table = (MotTable(np.array(frames), np.array(ids), np.array(boxes).reshape(-1, 4), np.array(scores))
+                         if frames else MotTable.empty())
+                write_mot(stage_dir / f"{seq.name}.txt", table, columns=7)
+                counts[seq.name] = len(table)
+            return {"dir": str(stage_dir), "detections": counts}
+
+        return self._stage("detect", spec, fn)
+
+    def track(self, detections: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+        """Every tracker variant (``study.tracker_variants``) on the same detections, scored with TrackEval."""
+        variants = {name: dict(_plain(v) or {}) for name, v in self.cfg.study.tracker_variants.items()}
+        trackers = {name: self.tracker.replace(**changes) for name, changes in variants.items()}
+        spec = {"detect": detections.key, "trackers": {n: t.params() for n, t in trackers.items()}}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            metrics = {}
+            for name, tracker in trackers.items():
+                pred_dir = stage_dir / name
+                for seq in manifest.sequences(dataset_dir, "eval"):
+                    info = seq.info
+                    dets = read_mot(Path(detections.outputs["dir"]) / f"{seq.name}.txt", num_frames=info.seq_length)
+                    tracks = tracker.track(_frames_of(dets, info.seq_length), (info.width, info.height))
+                    write_mot(pred_dir / f"{seq.name}.txt", tracks, columns=10)
+                tracker.save_yaml(pred_dir / "tracker.yaml")
+                result = evaluate_dirs(dataset_dir, pred_dir, sequences=list(manifest.eval))
+                write_report(result, pred_dir / "metrics")
+                metrics[name] = result[COMBINED]
+            return {"metrics": metrics}
+
+        return self._stage("track", spec, fn)
+
+    # ---- the job -------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        method = method_info(cfg)
+        missing = [k for k in method.get("requires", []) if OmegaConf.select(cfg, k) in (None, "")]
+        if missing:
+            raise Skipped(f"set {', '.join(missing)} (a local checkpoint or model folder; nothing is downloaded)")
+        # configs are checked before anything is trained: a typo in the tracker config fails now, not in an hour
+        self.tracker = instantiate(cfg.tracker, _convert_="all")
+        self.detector = instantiate(cfg.detector, _convert_="all")
+        dataset_dir = Path(cfg.dataset_dir)
+        manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
+        for name, key in (method.get("needs") or {}).items():
+            OmegaConf.update(cfg, key, self.train_model(name).outputs["export"], force_add=True)
+        annotation = self.annotate(manifest, dataset_dir)
+        exported = self.export(annotation, manifest, dataset_dir)
+        detector = self.train_detector(exported)
+        detections = self.detect(detector, manifest, dataset_dir)
+        tracked = self.track(detections, manifest, dataset_dir)
+        # the run keeps what it produced: tracks per sequence, the tracker yaml used, the metrics
+        shutil.copytree(tracked.dir, self.out_dir / "tracks", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".lock", "done.json", "spec.json"))
+        metrics = tracked.outputs["metrics"]
+        primary = metrics[cfg.study.primary_variant]
+        return {"IDF1": primary["IDF1"], "HOTA": primary["HOTA"],
+                "interventions_per_100_frames": annotation.outputs["interventions_per_100_frames"],
+                "label_quality": {s: v["quality"] for s, v in annotation.outputs["sequences"].items()},
+                "detector": detector.outputs["metrics"], "detector_curves": detector.outputs["results_csv"],
+                "variants": metrics,
+                "models": {n[len("train_"):]: r.outputs.get("metrics") for n, r in self.stages.items()
+                           if n.startswith("train_")}}
+
+
+def _frames_of(dets: MotTable, num_frames: int):
+    """Every frame 1..num_frames with its (K, 6) x1 y1 x2 y2 score cls detections (ByteTrack must see each)."""
+    by_frame = dict(dets.frame_slices())
+    for frame in range(1, num_frames + 1):
+        rows = by_frame.get(frame)
+        if rows is None:
+            yield frame, np.zeros((0, 6), np.float32)
+        else:
+            yield frame, np.hstack([rows.xyxy, rows.conf[:, None], np.zeros((len(rows), 1))]).astype(np.float32)
+
+
+def method_info(cfg: DictConfig) -> dict[str, Any]:
+    """Table 2's description of the job's method (``methods.<annotator choice>``), with what is derived from the
+    annotator config: post-processing (the watershed split's refinement) and the prompt interval."""
+    choice = cfg.study.method
+    info = dict(_plain(cfg.methods.get(choice)) or {"label": choice})
+    ann = cfg.annotator
+    base = ann.get("base") or ann
+    every = ann.get("every")
+    if choice == "manual":
+        interval = int(every) if every and int(every) > 1 else None
+    else:
+        interval = ann.get("prompt_interval") or every
+    refine = (base.get("postprocess") or {}).get("refine")
+    info.setdefault("post_processing", {"gmm": "GMM", "kmeans": "K-Means"}.get(refine, "-") if refine else "-")
+    info["prompt_interval"] = int(interval) if interval else None
+    info["annotator"] = choice
+    return info
+
+
+def study_job(cfg: DictConfig) -> dict[str, Any]:
+    """Run one job and return its row (``status`` ok | skipped | failed); the row is written to ``row.json``."""
+    from samqa_framework.study.report import base_row, write_row
+
+    start = time.perf_counter()
+    job = StudyJob(cfg)
+    row = base_row(cfg, method_info(cfg))
+    try:
+        row.update(job.run(), status="ok")
+    except Skipped as exc:
+        row.update(status="skipped", reason=str(exc))
+        log.warning("%s on %s skipped: %s", row["method"], row["dataset"], exc)
+    except Exception as exc:
+        # one failing job must not stop the others of a multirun; the row records why
+        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+        log.exception("%s on %s failed", row["method"], row["dataset"])
+        if not cfg.study.continue_on_error:
+            raise
+    finally:
+        row["stages"] = {n: {"wall_s": round(r.wall_s, 1), "cached": r.cached, "dir": str(r.dir)}
+                         for n, r in job.stages.items()}
+        row["wall_s"] = round(time.perf_counter() - start, 1)
+        write_row(job.out_dir, row)
+    return row

@@ -1,0 +1,142 @@
+"""The study's results: one row per job (``row.json``), gathered into Table 2, ``results.json``, CSV and figures.
+
+A row: ``method`` (Table 2's name), ``annotator`` (the config), ``dataset``, ``IDF1``, ``HOTA`` (the paper's
+tracker setting), ``interventions_per_100_frames``, ``status`` ok | skipped | failed, ``reason``; plus the
+Table 2 columns (zero-shot, post-processing, prompt interval), the other tracker variants, the label quality,
+the detector's final metrics and each stage's wall time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from tabulate import tabulate
+
+from samqa_framework.evaluate.plots import bar_chart, line_chart
+from samqa_framework.utils.io import atomic_write_json, atomic_write_text
+
+ROW_FILE = "row.json"
+RESULT_KEYS = ("method", "dataset", "IDF1", "HOTA", "interventions_per_100_frames", "status", "reason")
+
+
+def base_row(cfg: DictConfig, method: Mapping[str, Any]) -> dict[str, Any]:
+    return {"method": method.get("label", method["annotator"]), "annotator": method["annotator"],
+            "dataset": str(cfg.data.name), "IDF1": None, "HOTA": None, "interventions_per_100_frames": None,
+            "status": "failed", "reason": "", "zero_shot": method.get("zero_shot", "-"),
+            "post_processing": method.get("post_processing", "-"), "prompt_interval": method.get("prompt_interval"),
+            "job_dir": str(cfg.paths.output_dir)}
+
+
+def write_row(out_dir: str | os.PathLike[str], row: Mapping[str, Any]) -> Path:
+    path = Path(out_dir) / ROW_FILE
+    atomic_write_json(path, dict(row))
+    return path
+
+
+def collect_rows(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every job's row under ``root`` (a run dir, or a multirun's sweep dir), in job order."""
+    paths = sorted(Path(root).rglob(ROW_FILE), key=lambda p: [int(s) if s.isdigit() else s
+                                                              for s in p.relative_to(root).parts])
+    return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def _prompting(row: Mapping[str, Any]) -> str:
+    """Table 2's "Prompt interval" column: the fixed interval, else SAM-QA's measured interventions per 100
+    frames (its prompts follow the checks, not a clock)."""
+    if row.get("prompt_interval"):
+        return str(row["prompt_interval"])
+    ipf = row.get("interventions_per_100_frames")
+    if row.get("annotator", "").startswith("samqa") and ipf is not None:
+        return f"{ipf:.1f} / 100 frames"
+    return "-"
+
+
+def table2(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Table 2: one line per method, IDF1 and HOTA per data set; skipped / failed jobs say why."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    methods: dict[tuple, dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        methods.setdefault((r["method"], r.get("prompt_interval")), {})[r["dataset"]] = r
+    header = ["method", "zero-shot", "post-processing", "prompt interval"]
+    header += [f"{d} {m}" for d in datasets for m in ("IDF1", "HOTA")] + ["notes"]
+    lines = []
+    for (_name, _interval), by_ds in methods.items():
+        first = next(iter(by_ds.values()))
+        line = [first["method"], str(first.get("zero_shot", "-")), str(first.get("post_processing", "-")),
+                " / ".join(dict.fromkeys(_prompting(r) for r in by_ds.values()))]
+        notes = []
+        for d in datasets:
+            r = by_ds.get(d)
+            if r is None:
+                line += ["", ""]
+            elif r["status"] == "ok":
+                line += [_fmt(r["IDF1"]), _fmt(r["HOTA"])]
+            else:
+                line += [r["status"], r["status"]]
+                notes.append(f"{d}: {r['reason']}")
+        lines.append([*line, "; ".join(notes)])
+    return header, lines
+
+
+def variants_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """IDF1 / HOTA of every tracker variant side by side (paper setting, known animal count, detection boxes)."""
+    ok = [r for r in rows if r["status"] == "ok" and r.get("variants")]
+    names = list(dict.fromkeys(v for r in ok for v in r["variants"]))
+    header = ["method", "dataset", *[f"{v} {m}" for v in names for m in ("IDF1", "HOTA")]]
+    lines = [[r["method"], r["dataset"], *[_fmt(r["variants"].get(v, {}).get(m)) for v in names
+                                           for m in ("IDF1", "HOTA")]] for r in ok]
+    return header, lines
+
+
+def stage_times(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Wall seconds per stage over the jobs (what each stage cost when it actually ran, cached or not now)."""
+    out: dict[str, float] = {}
+    for r in rows:
+        for name, st in (r.get("stages") or {}).items():
+            kind = "train_models" if name.startswith("train_") else name
+            out[kind] = out.get(kind, 0.0) + (0.0 if st["cached"] else st["wall_s"])
+    return out
+
+
+def markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    return tabulate(lines, headers=list(header), tablefmt="github", disable_numparse=True)
+
+
+def write_results(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
+    """``results.json``, ``table2.md``, ``table2.csv``, ``tracker_variants.md`` and the figures in ``root``."""
+    root = Path(root)
+    results = [{k: r.get(k) for k in RESULT_KEYS} | {k: v for k, v in r.items() if k not in RESULT_KEYS}
+               for r in rows]
+    atomic_write_json(root / "results.json", results)
+    header, lines = table2(rows)
+    v_header, v_lines = variants_table(rows)
+    text = (f"# Table 2: tracking with labels from each method (IDF1 / HOTA, the paper's ByteTrack)\n\n"
+            f"{markdown(header, lines)}\n\n## Tracker variants\n\n{markdown(v_header, v_lines)}\n")
+    atomic_write_text(root / "table2.md", text)
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, *lines])
+    atomic_write_text(root / "table2.csv", buf.getvalue())
+    out = {"results": root / "results.json", "table": root / "table2.md", "csv": root / "table2.csv"}
+    ok = [r for r in rows if r["status"] == "ok"]
+    if ok:
+        out["bars"] = bar_chart({f"{r['method']}\n{r['dataset']}": r for r in ok}, root / "idf1_hota.png",
+                                title="IDF1 / HOTA of the tracker trained on each method's labels")
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in ok:
+        if r.get("prompt_interval"):
+            series.setdefault(f"{r['method']} ({r['dataset']})", []).append((r["prompt_interval"], r["IDF1"]))
+    if series:
+        out["fig3a"] = line_chart(series, root / "fig3a_idf1_vs_prompt_interval.png", xlabel="prompt interval (frames)",
+                                  ylabel="IDF1 (%)", title="IDF1 against prompt interval (paper Fig. 3a)")
+    return out

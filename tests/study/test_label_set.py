@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from samqa_framework.annotate.runner import annotate_sequence
+from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.study.label_set import read_label_set
+from samqa_framework.utils.errors import DataFormatError
+
+
+@pytest.fixture
+def manual_labels(tiny_rats: Path, tmp_path: Path):
+    seq = DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
+    annotator = instantiate({"_target_": "samqa_framework.annotate.manual.ManualAnnotator", "every": 5})
+    res = annotate_sequence(annotator, seq, tmp_path / "labels", progress=False)
+    return seq, res.out_dir
+
+
+def test_a_complete_label_set_reads_with_its_labelled_frames(manual_labels) -> None:
+    seq, root = manual_labels
+    ls = read_label_set(root, seq)
+    assert ls.labelled == list(range(1, seq.info.seq_length + 1, 5))
+    assert len(ls.boxes) > 0 and set(ls.boxes.frame.tolist()) <= set(ls.labelled)
+
+
+def test_frames_missing_is_refused_naming_the_store(manual_labels, tmp_path: Path) -> None:
+    seq, root = manual_labels
+    cut = tmp_path / "cut"
+    shutil.copytree(root, cut)
+    lines = (cut / "labels.jsonl").read_text().splitlines(keepends=True)
+    (cut / "labels.jsonl").write_text("".join(lines[:10]))
+    with pytest.raises(DataFormatError, match=r"labels\.jsonl.*stop at frame 10 of 40"):
+        read_label_set(cut, seq)
+
+
+def test_empty_and_inconsistent_label_sets_are_refused(manual_labels, tmp_path: Path) -> None:
+    seq, root = manual_labels
+    empty = tmp_path / "empty"
+    shutil.copytree(root, empty)
+    (empty / "labels.txt").write_text("")
+    with pytest.raises(DataFormatError, match=r"labels\.txt.*empty label set"):
+        read_label_set(empty, seq)
+    odd = tmp_path / "odd"
+    shutil.copytree(root, odd)
+    (odd / "frames.txt").write_text("1\n")
+    with pytest.raises(DataFormatError, match=r"labels\.txt.*frame 6 has boxes but is not in frames\.txt"):
+        read_label_set(odd, seq)
+    (odd / "frames.txt").unlink()
+    with pytest.raises(DataFormatError, match=r"frames\.txt.*missing"):
+        read_label_set(odd, seq)

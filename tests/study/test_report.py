@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from samqa_framework.study.report import RESULT_KEYS, collect_rows, stage_times, table2, write_results, write_row
+
+
+def _row(method: str, dataset: str, status: str = "ok", idf1: float | None = 80.0, interval: int | None = None,
+         annotator: str = "x") -> dict:
+    return {"method": method, "annotator": annotator, "dataset": dataset, "IDF1": idf1, "HOTA": 60.0 if idf1 else None,
+            "interventions_per_100_frames": 3.0, "status": status,
+            "reason": "set annotator.sam2.checkpoint" if status == "skipped" else "",
+            "zero_shot": "-", "post_processing": "-", "prompt_interval": interval,
+            "variants": {"paper": {"IDF1": idf1, "HOTA": 60.0}, "max_ids": {"IDF1": 90.0, "HOTA": 61.0}}
+            if status == "ok" else {},
+            "stages": {"annotate": {"wall_s": 10.0, "cached": False}, "detector": {"wall_s": 5.0, "cached": True}}}
+
+
+def test_rows_are_collected_in_job_order_and_written_as_table2(tmp_path: Path) -> None:
+    rows = [_row("SAM-QA", "rats", annotator="samqa"), _row("Grounding DINO", "rats", "skipped", None),
+            _row("SAM-QA", "mice", annotator="samqa"),
+            _row("SAM 2 video", "rats", interval=30, idf1=50.0), _row("SAM 2 video", "rats", interval=15, idf1=65.0)]
+    for i, r in enumerate(rows):
+        write_row(tmp_path / str(i if i != 2 else 10), r)  # job 10 sorts after job 2..4 numerically
+    got = collect_rows(tmp_path)
+    assert [r["dataset"] for r in got] == ["rats", "rats", "rats", "rats", "mice"]
+    header, lines = table2(got)
+    assert header[4:8] == ["rats IDF1", "rats HOTA", "mice IDF1", "mice HOTA"]
+    samqa = next(line for line in lines if line[0] == "SAM-QA")
+    assert samqa[3] == "3.0 / 100 frames" and samqa[4:8] == ["80.0", "60.0", "80.0", "60.0"]
+    skipped = next(line for line in lines if line[0] == "Grounding DINO")
+    assert skipped[4] == "skipped" and "rats: set annotator.sam2.checkpoint" in skipped[-1]
+    assert [line[3] for line in lines if line[0] == "SAM 2 video"] == ["30", "15"]
+    files = write_results(tmp_path, got)
+    results = json.loads(files["results"].read_text())
+    assert all(set(RESULT_KEYS) <= set(r) for r in results) and len(results) == 5
+    assert {r["status"] for r in results} == {"ok", "skipped"}
+    assert files["fig3a"].stat().st_size > 0 and files["bars"].stat().st_size > 0
+    assert "max_ids IDF1" in (tmp_path / "table2.md").read_text()
+    assert (tmp_path / "table2.csv").read_text().splitlines()[0].startswith("method,zero-shot")
+    assert stage_times(got) == {"annotate": 50.0, "detector": 0.0}
