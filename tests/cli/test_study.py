@@ -28,9 +28,11 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
         r = by[name]
         assert r["status"] == "ok", r["reason"]
         assert 0 <= r["IDF1"] <= 100 and 0 <= r["HOTA"] <= 100 and r["dataset"] == "synthetic_rats"
-        assert set(r["variants"]) == {"paper", "max_ids", "detection_box"}
+        assert set(r["variants"]) == {"paper", "max_ids", "detection_box", "new_track_0.5", "all_fixes"}
         assert (Path(r["job_dir"]) / "tracks" / "paper" / "tracker.yaml").is_file()
         assert (Path(r["job_dir"]) / "tracks" / "paper" / "synthetic_rats-eval1.txt").is_file()
+        assert (Path(r["job_dir"]) / "detector" / "best.pt").is_file()
+        assert (Path(r["job_dir"]) / "detector" / "results.csv").is_file()
     assert by["manual"]["interventions_per_100_frames"] == 100.0
     assert by["sam2_video"]["status"] == "skipped" and "annotator.sam2.checkpoint" in by["sam2_video"]["reason"]
     assert "seg_unet" in by["watershed_unet"]["models"]

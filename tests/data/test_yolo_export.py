@@ -93,6 +93,15 @@ def test_every_and_classes(tmp_path: Path, frames: ImageFolderReader) -> None:
         export_yolo([("a", frames, t)], tmp_path / "x", class_names=("female", "male"))
 
 
+def test_only_the_given_frames_are_exported(tmp_path: Path, frames: ImageFolderReader) -> None:
+    """A method's skipped frames are not negatives: they must not become empty (background) label files."""
+    export_yolo([("a", frames, _table())], tmp_path, split="train", frames={"a": [1, 4]})
+    assert sorted(p.name for p in (tmp_path / "labels" / "train").iterdir()) == ["a_000001.txt", "a_000004.txt"]
+    assert sorted(p.name for p in (tmp_path / "images" / "train").iterdir()) == ["a_000001.jpg", "a_000004.jpg"]
+    assert len(_read_labels(tmp_path / "labels" / "train" / "a_000001.txt")) == len(EXPECTED[1]) == 2
+    assert (tmp_path / "labels" / "train" / "a_000004.txt").stat().st_size == 0  # labelled, and empty
+
+
 def test_reexport_replaces_and_failure_keeps_old(tmp_path: Path, frames: ImageFolderReader) -> None:
     export_yolo([("a", frames, _table()), ("b", frames, MotTable.empty())], tmp_path)
     assert len(list((tmp_path / "images" / "train").iterdir())) == 2 * N

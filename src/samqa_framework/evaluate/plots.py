@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,6 +14,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from samqa_framework.utils.io import atomic_open
+
+
+def _save(fig: plt.Figure, out_path: str | os.PathLike[str]) -> Path:
+    """Write the figure as a PNG atomically (a reader never sees half an image) and free it."""
+    out_path = Path(out_path)
+    with atomic_open(out_path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+    return out_path
 
 
 def bar_chart(rows: Mapping[str, Mapping[str, float]], out_path: str | os.PathLike[str],
@@ -33,17 +43,14 @@ def bar_chart(rows: Mapping[str, Mapping[str, float]], out_path: str | os.PathLi
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    out_path = Path(out_path)
-    with atomic_open(out_path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
-    return out_path
+    return _save(fig, out_path)
 
 
 def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], out_path: str | os.PathLike[str],
-               xlabel: str = "", ylabel: str = "", title: str = "") -> Path:
-    """One line per series of (x, y) points (sorted by x), e.g. IDF1 against the prompt interval (paper Fig. 3a)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+               xlabel: str = "", ylabel: str = "", title: str = "", notes: Sequence[str] = ()) -> Path:
+    """One line per series of (x, y) points (sorted by x), e.g. IDF1 against the prompt interval (paper Fig. 3a).
+    ``notes``: lines written under the plot (e.g. which points are missing and why)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8 + 0.25 * len(notes)), dpi=120)
     for name, points in series.items():
         xs, ys = zip(*sorted(points), strict=True)
         ax.plot(xs, ys, marker="o", label=name)
@@ -53,11 +60,12 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], out_path: st
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 105)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    if series:
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    with atomic_open(out_path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
-    return out_path
+    if notes:
+        fig.text(0.01, 0.01, "\n".join(textwrap.shorten(n, 110) for n in notes), fontsize=7, va="bottom")
+        fig.tight_layout(rect=(0, 0.04 * len(notes) + 0.02, 1, 1))
+    else:
+        fig.tight_layout()
+    return _save(fig, out_path)

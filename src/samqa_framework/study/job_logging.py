@@ -32,6 +32,11 @@ def log_job(loggers: Sequence[Logger], row: Mapping[str, Any]) -> None:
     log_table(loggers, "study_row", ["method", "dataset", "status", "IDF1", "HOTA", "interventions_per_100_frames"],
               [[row["method"], row["dataset"], row["status"], row.get("IDF1"), row.get("HOTA"),
                 row.get("interventions_per_100_frames")]])
+    for seq, quality in (row.get("label_quality") or {}).items():
+        if not quality:  # a sequence without ground truth has no quality report
+            continue
+        keys = [k for k, v in quality.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+        log_table(loggers, f"label_quality/{seq}", ["method", *keys], [[row["method"], *(quality[k] for k in keys)]])
     path = Path(row["detector_curves"]) if row.get("detector_curves") else None
     if path is not None and path.is_file():
         for rec in read_results_rows(path):

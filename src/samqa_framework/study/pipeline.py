@@ -170,7 +170,7 @@ class StudyJob:
                         scores.append(score)
                 table = (MotTable(np.array(frames), np.array(ids), np.array(boxes).reshape(-1, 4), np.array(scores))
                          if frames else MotTable.empty())
-                write_mot(stage_dir / f"{seq.name}.txt", table, columns=7)
+                write_mot(stage_dir / f"{seq.name}.txt", table, columns=10)
                 counts[seq.name] = len(table)
             return {"dir": str(stage_dir), "detections": counts}
 
@@ -218,9 +218,15 @@ class StudyJob:
         detector = self.train_detector(exported)
         detections = self.detect(detector, manifest, dataset_dir)
         tracked = self.track(detections, manifest, dataset_dir)
-        # the run keeps what it produced: tracks per sequence, the tracker yaml used, the metrics
+        # the run keeps what it produced (the cache may be cleared): tracks per sequence with the tracker yaml used
+        # and the metrics, the detector's weights, curves and ultralytics arguments
         shutil.copytree(tracked.dir, self.out_dir / "tracks", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".lock", "done.json", "spec.json"))
+        weights = Path(detector.outputs["weights"])
+        (self.out_dir / "detector").mkdir(parents=True, exist_ok=True)
+        for src in (weights, weights.parent.parent / "results.csv", weights.parent.parent / "args.yaml"):
+            if src.is_file():
+                shutil.copy2(src, self.out_dir / "detector" / src.name)
         metrics = tracked.outputs["metrics"]
         primary = metrics[cfg.study.primary_variant]
         return {"IDF1": primary["IDF1"], "HOTA": primary["HOTA"],

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import open_dict
+
+from samqa_framework.study.pipeline import method_info, study_job
+
+
+@pytest.mark.parametrize("annotator,label,interval,post", [
+    ("manual", "Manual annotation", None, "-"),
+    ("samqa", "SAM-QA", None, "-"),
+    ("sam2_video", "SAM 2 video", 15, "-"),
+    ("sam2_video_30", "SAM 2 video", 30, "-"),
+    ("watershed_unet", "U-Net", None, "GMM"),
+    ("watershed_dinov2", "DINOv2", None, "K-Means"),
+    ("watershed_unet_manual", "U-Net + manual", 15, "GMM"),
+    ("grounding_dino_manual", "Grounding DINO + manual", 15, "-"),
+])
+def test_table2_columns_come_from_the_methods_table_and_the_annotator(compose_cfg, annotator, label, interval,
+                                                                      post) -> None:
+    info = method_info(compose_cfg("study", [f"annotator={annotator}"]))
+    assert (info["label"], info["prompt_interval"], info["post_processing"]) == (label, interval, post)
+    assert info["annotator"] == annotator
+
+
+def test_manual_every_n_is_a_prompt_interval(compose_cfg) -> None:
+    assert method_info(compose_cfg("study", ["annotator=manual", "annotator.every=15"]))["prompt_interval"] == 15
+
+
+@pytest.mark.parametrize("annotator,key", [("grounding_dino", "annotator.model_dir"),
+                                          ("sam2_video", "annotator.sam2.checkpoint"),
+                                          ("watershed_dinov2", "dinov2_dir")])
+def test_a_method_without_its_checkpoint_is_skipped_naming_the_key(compose_cfg, tmp_path: Path, annotator,
+                                                                    key) -> None:
+    cfg = compose_cfg("study", [f"annotator={annotator}", "logger=csv", f"study.cache_dir={tmp_path}/cache"])
+    row = study_job(cfg)
+    assert row["status"] == "skipped" and key in row["reason"] and row["stages"] == {}
+    written = json.loads((Path(cfg.paths.output_dir) / "row.json").read_text())
+    assert written["status"] == "skipped" and written["reason"] == row["reason"]
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # nothing was trained
+
+
+def test_a_failing_job_is_recorded_and_raises_only_when_asked(compose_cfg, tmp_path: Path) -> None:
+    cfg = compose_cfg("study", ["annotator=manual", "logger=csv", "tracker.track_low_thresh=0.7",
+                                f"study.cache_dir={tmp_path}/cache"])
+    row = study_job(cfg)
+    assert row["status"] == "failed" and "tracker.track_low_thresh" in row["reason"]
+    with open_dict(cfg):
+        cfg.study.continue_on_error = False
+    with pytest.raises(Exception, match="track_low_thresh"):
+        study_job(cfg)
+
+
+def test_an_unknown_tracker_key_fails_before_any_stage(compose_cfg, tmp_path: Path) -> None:
+    cfg = compose_cfg("study", ["annotator=manual", "logger=csv", "+tracker.trak_buffer=3",
+                                f"study.cache_dir={tmp_path}/cache"])
+    row = study_job(cfg)
+    assert row["status"] == "failed" and "tracker.trak_buffer" in row["reason"] and "unknown key" in row["reason"]
+    assert row["stages"] == {}
+
+
+@pytest.mark.parametrize("experiment", [None, "quick_all", "study_smoke", "paper_rats", "paper_mice", "sleap_clip"])
+def test_every_model_spec_composes_as_a_samqa_train_config(compose_cfg, experiment) -> None:
+    """study.models holds samqa-train overrides: each must compose (a typo would only show after earlier jobs)."""
+    from samqa_framework.utils.hydra import compose_config
+
+    cfg = compose_cfg("study", [f"experiment={experiment}"] if experiment else [])
+    assert cfg.study.models
+    for name, spec in cfg.study.models.items():
+        train_cfg = compose_config("train", [*spec.overrides, "logger=csv"])
+        assert train_cfg.stage.name in ("finetune", "distill", "segmentation"), name
