@@ -1,4 +1,4 @@
-"""Quick-study benchmark: wall time of each stage, summed over the jobs, and its share of the whole.
+"""Quick-study benchmark: wall time of each stage, summed over the jobs (each stage once), and its share of the whole.
 
 Runs ``samqa-study -m`` (the quick study on synthetic_rats: every method of study.yaml's sweep) in its own process
 with a fresh stage cache, so every stage really runs, then reads the jobs' rows. ``--from DIR`` reads a finished
@@ -45,14 +45,21 @@ def main() -> None:
     args = parser.parse_args()
     root, wall = (args.from_dir, None) if args.from_dir else run_study(args.overrides)
     rows = collect_rows(root)
+    # Each stage counted once, with the time it took when it ran (a model shared by two methods, or a stage cached
+    # from an earlier run of the same config, is not counted twice): the cost of the study from scratch.
     per_stage: dict[str, float] = {}
+    seen: set[str] = set()
     per_job = []
     for r in rows:
-        stages = {n: st["wall_s"] for n, st in (r.get("stages") or {}).items() if not st["cached"]}
+        stages = r.get("stages") or {}
         per_job.append({"method": r["method"], "dataset": r["dataset"], "status": r["status"],
                         "wall_s": r.get("wall_s"), "stages": stages})
-        for name, s in stages.items():
-            per_stage[name] = per_stage.get(name, 0.0) + s
+        for name, st in stages.items():
+            if st["dir"] in seen:
+                continue
+            seen.add(st["dir"])
+            kind = "train models" if name.startswith("train_") else name
+            per_stage[kind] = per_stage.get(kind, 0.0) + st["wall_s"]
     total = sum(per_stage.values())
     table = [[name, f"{s:.0f}", f"{s / 60:.1f}", f"{100 * s / max(total, 1e-9):.0f}%"]
              for name, s in sorted(per_stage.items(), key=lambda kv: -kv[1])]

@@ -44,6 +44,14 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
     runs = sorted(tmp_path.rglob("offline-run-*"))
     assert len(runs) == 4, runs
     assert len(list(out.rglob("offline-run-*"))) == 4
+    for r in rows:  # each job's own run holds its row; the jobs that ran hold their label-quality table too
+        (run_dir,) = (Path(r["job_dir"]) / "wandb").glob("offline-run-*")
+        tables = {p.relative_to(run_dir / "files" / "media" / "table").parts[0]
+                  for p in (run_dir / "files" / "media" / "table").rglob("*.table.json")}
+        assert any(t.startswith("study_row") for t in tables)
+        assert ("label_quality" in tables) == (r["status"] == "ok")
+    (summary,) = (out / "wandb").glob("offline-run-*")
+    assert list((summary / "files" / "media" / "table").glob("table2_*.table.json"))
 
     again = run_cli("samqa-study", *args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]

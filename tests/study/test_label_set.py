@@ -52,3 +52,21 @@ def test_empty_and_inconsistent_label_sets_are_refused(manual_labels, tmp_path: 
     (odd / "frames.txt").unlink()
     with pytest.raises(DataFormatError, match=r"frames\.txt.*missing"):
         read_label_set(odd, seq)
+
+
+def test_export_keeps_labels_whatever_their_score(manual_labels, tmp_path: Path, compose_cfg) -> None:
+    """A label's conf column is the method's score (SAM's IoU head can give negative ones), not a gt flag."""
+    from samqa_framework.data.mot import read_mot, write_mot
+    from samqa_framework.study.cache import StageResult
+    from samqa_framework.study.pipeline import StudyJob
+
+    seq, root = manual_labels
+    boxes = read_mot(root / "labels.txt")
+    boxes.conf[:] = -0.3
+    write_mot(root / "labels.txt", boxes)
+    cfg = compose_cfg("study", ["annotator=manual", f"study.cache_dir={tmp_path}/cache", "study.val_every=2"])
+    annotation = StageResult("annotate", "k", root, {"sequences": {seq.name: {"labels_dir": str(root)}}}, 0.0, False)
+    manifest = DatasetManifest.read(seq.root.parent)
+    out = StudyJob(cfg).export(annotation, manifest, seq.root.parent)
+    assert out.outputs["boxes"] == len(boxes) and out.outputs["images"] == 8
+    assert len(list((out.dir / "labels" / "val").glob("*.txt"))) == 4

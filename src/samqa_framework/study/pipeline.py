@@ -10,6 +10,7 @@ Stages talk through files in documented formats (MOT txt, COCO RLE, YOLO folders
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from collections.abc import Mapping
@@ -133,7 +134,7 @@ class StudyJob:
             for split, step in (("train", 1), ("val", every)):
                 export_yolo(((s.sequence.name, s.sequence.frames(), s.boxes) for s in sets), stage_dir, split,
                             class_names=CLASS_NAMES, frames={s.sequence.name: s.labelled[::step] for s in sets},
-                            min_flag=0.0)
+                            min_flag=-math.inf)  # a label's conf column is the method's score, not a gt flag
             boxes = check_label_set(stage_dir, "train", CLASS_NAMES, source=sets[0].labels_path)
             data_yaml = write_data_yaml(stage_dir, {"train": "train", "val": "val"}, CLASS_NAMES)
             return {"data_yaml": str(data_yaml), "boxes": boxes,
