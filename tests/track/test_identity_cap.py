@@ -82,3 +82,17 @@ def test_a_returning_track_whose_identity_was_taken_gets_a_new_one() -> None:
     assert ids_at(capped, 10) == {10.0: 1, 100.0: 2, 200.0: 4}
     pairs = set(zip(capped.frame.tolist(), capped.track_id.tolist(), strict=True))
     assert len(pairs) == len(capped)  # one row per (frame, id)
+
+
+def test_a_track_that_returns_after_its_identity_was_taken_never_duplicates_an_id() -> None:
+    """Track 2 (identity 2) vanishes, new track 3 takes identity 2, then track 2 comes back while 3 lives:
+    it must get an id of its own (one frame never holds an id twice), and 3 keeps identity 2."""
+    table = MotTable.concat([rows(1, range(1, 30), 10.0), rows(2, range(1, 10), 100.0),
+                             rows(3, range(12, 30), 150.0), rows(2, range(15, 30), 200.0)])
+    order = np.argsort(table.frame, kind="stable")
+    table = table.select(order)
+    out = cap_identities(table, 2)
+    for frame in range(1, 30):
+        ids = out.rows_of(frame).track_id.tolist()
+        assert len(ids) == len(set(ids)), f"frame {frame}: {ids}"
+    assert ids_at(out, 20) == {10.0: 1, 150.0: 2, 200.0: 4}

@@ -62,7 +62,7 @@ def cap_identities(table: MotTable, max_ids: int) -> MotTable:
             for r, c in zip(*linear_sum_assignment(cost), strict=True):
                 t, k = int(tids[new[r]]), lost[c]
                 identity_of.pop(owner[k], None)  # the identity's previous track, should it return, is new again
-                identity_of[t] = owner[k] = k
+                identity_of[t], owner[k] = k, t
         for i in new:  # all capped identities present: a fresh id beyond the cap
             t = int(tids[i])
             if t not in identity_of:
