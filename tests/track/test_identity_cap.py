@@ -85,14 +85,15 @@ def test_a_returning_track_whose_identity_was_taken_gets_a_new_one() -> None:
 
 
 def test_a_track_that_returns_after_its_identity_was_taken_never_duplicates_an_id() -> None:
-    """Track 2 (identity 2) vanishes, new track 3 takes identity 2, then track 2 comes back while 3 lives:
-    it must get an id of its own (one frame never holds an id twice), and 3 keeps identity 2."""
-    table = MotTable.concat([rows(1, range(1, 30), 10.0), rows(2, range(1, 10), 100.0),
-                             rows(3, range(12, 30), 150.0), rows(2, range(15, 30), 200.0)])
-    order = np.argsort(table.frame, kind="stable")
-    table = table.select(order)
+    """Identity 2 passes from track 2 to track 3 and then to track 5; track 3 comes back while 5 lives: it must
+    get an id of its own (one frame never holds an id twice), and 5 keeps identity 2."""
+    table = MotTable.concat([rows(1, range(1, 40), 10.0), rows(2, range(1, 10), 100.0),
+                             rows(3, range(12, 20), 150.0), rows(5, range(22, 40), 200.0),
+                             rows(3, range(25, 40), 250.0)])
+    table = table.select(np.argsort(table.frame, kind="stable"))
     out = cap_identities(table, 2)
-    for frame in range(1, 30):
+    for frame in range(1, 40):
         ids = out.rows_of(frame).track_id.tolist()
         assert len(ids) == len(set(ids)), f"frame {frame}: {ids}"
-    assert ids_at(out, 20) == {10.0: 1, 150.0: 2, 200.0: 4}
+    assert ids_at(out, 15) == {10.0: 1, 150.0: 2}
+    assert ids_at(out, 30) == {10.0: 1, 200.0: 2, 250.0: 3}
