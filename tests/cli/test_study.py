@@ -28,7 +28,8 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
         r = by[name]
         assert r["status"] == "ok", r["reason"]
         assert 0 <= r["IDF1"] <= 100 and 0 <= r["HOTA"] <= 100 and r["dataset"] == "synthetic_rats"
-        assert set(r["variants"]) == {"paper", "max_ids", "detection_box", "new_track_0.5", "all_fixes"}
+        assert set(r["variants"]) == {"paper", "max_ids", "detection_box", "nms_0.5", "new_track_0.5",
+                                   "all_fixes"}
         assert (Path(r["job_dir"]) / "tracks" / "paper" / "tracker.yaml").is_file()
         assert (Path(r["job_dir"]) / "tracks" / "paper" / "synthetic_rats-eval1.txt").is_file()
         assert (Path(r["job_dir"]) / "detector" / "best.pt").is_file()

@@ -46,7 +46,7 @@ def test_config_builds_the_paper_setting(tracker: ByteTrack) -> None:
     assert tracker == ByteTrack()  # the constructor's defaults are the yaml's (the paper's) values
     assert tracker.params() == {"track_high_thresh": 0.5, "track_low_thresh": 0.1, "new_track_thresh": 0.9,
                                 "match_thresh": 0.9, "track_buffer": 120, "fuse_score": False,
-                                "box_source": "kalman", "max_ids": None}
+                                "box_source": "kalman", "max_ids": None, "nms_iou": None}
     assert tracker.ultralytics_args() == {"tracker_type": "bytetrack", "track_high_thresh": 0.5,
                                           "track_low_thresh": 0.1, "new_track_thresh": 0.9, "match_thresh": 0.9,
                                           "track_buffer": 120, "fuse_score": False}
@@ -66,7 +66,7 @@ def test_unknown_key_in_a_tracker_config_names_it() -> None:
                                        ("match_thresh", "high"), ("new_track_thresh", True),
                                        ("track_low_thresh", 0.6), ("track_buffer", 0), ("track_buffer", 2.5),
                                        ("fuse_score", "yes"), ("box_source", "kalmann"), ("max_ids", 0),
-                                       ("max_ids", 1.5)])
+                                       ("max_ids", 1.5), ("nms_iou", 0.0), ("nms_iou", 1.2)])
 def test_out_of_range_values_name_the_key(key: str, value) -> None:
     with pytest.raises(ConfigError) as info:
         ByteTrack(**{key: value})
@@ -82,6 +82,27 @@ def test_replace_builds_the_study_variants(tracker: ByteTrack) -> None:
                                                                "box_source": "detection"}
     with pytest.raises(ConfigError, match=r"tracker\.trak_buffer"):
         tracker.replace(trak_buffer=3)
+
+
+def test_nms_iou_drops_a_second_box_on_one_animal(tracker: ByteTrack) -> None:
+    """Two detections per animal (a 30x20 box and a 36x26 one around it, IoU 0.64: both survive a detector's NMS at
+    0.7): ByteTrack alone keeps two tracks on each animal."""
+    gt = two_walkers()
+    clean = SimulatedDetector(jitter=0, miss_rate=0, false_positives=0, score_range=(0.95, 0.99))
+
+    def doubled():
+        for frame, det in clean.detections(gt, 60, (256, 160)):
+            loose = det.copy()
+            loose[:, :2] -= 3
+            loose[:, 2:4] += 3
+            loose[:, 4] -= 0.02
+            yield frame, np.vstack([det, loose])
+
+    plain = tracker.track(doubled(), (256, 160))
+    dedup = tracker.replace(nms_iou=0.5).track(doubled(), (256, 160))
+    assert len(plain.ids) == 4 and len(dedup.ids) == 2
+    m = evaluate_tables({"s": gt}, {"s": dedup}, {"s": 60})[COMBINED]
+    assert m["IDF1"] > 99
 
 
 def test_save_yaml_round_trips_through_ultralytics(tracker: ByteTrack, tmp_path: Path) -> None:

@@ -2,14 +2,15 @@
 
 One ``ByteTrack`` holds the settings; every ``track()`` call builds a fresh ultralytics ``BYTETracker`` (one per
 sequence, so no state or id counter leaks between videos). Two keys are ours, not ultralytics': ``box_source``
-(which box a track reports) and ``max_ids`` (the known-animal-count identity cap, ``track.identity_cap``).
+(which box a track reports), ``max_ids`` (the known-animal-count identity cap, ``track.identity_cap``) and
+``nms_iou`` (an extra class-agnostic NMS on the detections before they reach the tracker).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ CONFIG_KEY = "tracker"  # where the app configs hold these settings; errors name
 # The paper's association parameters; conf/tracker/bytetrack.yaml spells the same values out for users.
 PAPER = {"track_high_thresh": 0.5, "track_low_thresh": 0.1, "new_track_thresh": 0.9, "match_thresh": 0.9,
          "track_buffer": 120, "fuse_score": False}
-OURS = {"box_source": "kalman", "max_ids": None}
+OURS = {"box_source": "kalman", "max_ids": None, "nms_iou": None}
 THRESHOLDS = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh")
 
 
@@ -58,6 +59,9 @@ def _validate(params: dict[str, Any]) -> None:
     cap = params["max_ids"]
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
         raise ConfigError(_key("max_ids"), f"must be null (no cap) or a whole number >= 1, got {cap!r}")
+    nms = params["nms_iou"]
+    if nms is not None and (not _is_number(nms) or not 0 < nms <= 1):
+        raise ConfigError(_key("nms_iou"), f"must be null (off) or a number in (0, 1], got {nms!r}")
 
 
 class ByteTrack:
@@ -74,6 +78,7 @@ class ByteTrack:
                  new_track_thresh: float = PAPER["new_track_thresh"], match_thresh: float = PAPER["match_thresh"],
                  track_buffer: int = PAPER["track_buffer"], fuse_score: bool = PAPER["fuse_score"],
                  box_source: str = OURS["box_source"], max_ids: int | None = OURS["max_ids"],
+                 nms_iou: float | None = OURS["nms_iou"],
                  **unknown: Any) -> None:
         # Taken and refused here (not left to Python's TypeError) so that a typo in a user's tracker yaml names
         # the key and the valid ones, when the tracker is built, i.e. before any training starts.
@@ -82,7 +87,8 @@ class ByteTrack:
             raise ConfigError(_key(name), f"unknown key; known keys: {', '.join([*PAPER, *OURS])}")
         params = {"track_high_thresh": track_high_thresh, "track_low_thresh": track_low_thresh,
                   "new_track_thresh": new_track_thresh, "match_thresh": match_thresh, "track_buffer": track_buffer,
-                  "fuse_score": fuse_score, "box_source": box_source, "max_ids": max_ids}
+                  "fuse_score": fuse_score, "box_source": box_source, "max_ids": max_ids,
+                  "nms_iou": nms_iou}
         _validate(params)
         for name, value in params.items():
             object.__setattr__(self, name, value)
@@ -96,6 +102,7 @@ class ByteTrack:
     fuse_score: bool
     box_source: str
     max_ids: int | None
+    nms_iou: float | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"ByteTrack settings are read-only; use replace({name}=...)")
@@ -125,6 +132,8 @@ class ByteTrack:
         """Track one sequence: ``(frame, (K, 6) x1 y1 x2 y2 score cls)`` for EVERY frame in order (empty arrays for
         frames without detections, so lost tracks age), ``image_size`` = (width, height)."""
         tracker = BYTETracker(IterableSimpleNamespace(**self.ultralytics_args()))
+        if self.nms_iou is not None:
+            detections = _suppress(detections, self.nms_iou)
         table = track_detections(tracker, detections, image_size, box_source=self.box_source)
         return table if self.max_ids is None else cap_identities(table, self.max_ids)
 
@@ -148,3 +157,20 @@ class ByteTrack:
         if kind != "bytetrack":
             raise ConfigError(_key("tracker_type"), f"{path}: only bytetrack is supported, got {kind!r}")
         return cls(**data)
+
+
+def _suppress(detections: Iterable[tuple[int, np.ndarray]], iou: float) -> Iterator[tuple[int, np.ndarray]]:
+    """Class-agnostic NMS per frame (torchvision's): of boxes overlapping by more than ``iou``, the best-scored stays.
+
+    A detector trained on labels of inconsistent extent can fire twice on one animal with boxes that overlap less
+    than its own NMS threshold (ultralytics: 0.7); ByteTrack then keeps a second track on the same animal.
+    """
+    import torch
+    from torchvision.ops import nms
+
+    for frame, raw in detections:
+        det = np.asarray(raw, dtype=np.float32).reshape(-1, 6)
+        if len(det) > 1:
+            keep = nms(torch.from_numpy(det[:, :4]), torch.from_numpy(det[:, 4]), iou).numpy()
+            det = det[np.sort(keep)]
+        yield frame, det
