@@ -179,7 +179,10 @@ class StudyJob:
 
     def track(self, detections: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
         """Every tracker variant (``study.tracker_variants``) on the same detections, scored with TrackEval."""
-        variants = {name: dict(_plain(v) or {}) for name, v in self.cfg.study.tracker_variants.items()}
+        # "num_animals" stands for the data set's known count, from its manifest (imported sets count their tracks)
+        variants = {name: {k: manifest.num_animals if val == "num_animals" else val
+                           for k, val in (_plain(v) or {}).items()}
+                    for name, v in self.cfg.study.tracker_variants.items()}
         trackers = {name: self.tracker.replace(**changes) for name, changes in variants.items()}
         spec = {"detect": detections.key, "trackers": {n: t.params() for n, t in trackers.items()}}
 
