@@ -13,7 +13,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ class StudyJob:
         self.progress = bool(cfg.get("progress", True))
 
     # ---- stages --------------------------------------------------------------------------------------------
-    def _stage(self, name: str, spec: Mapping[str, Any], fn) -> StageResult:
+    def _stage(self, name: str, spec: Mapping[str, Any], fn: Callable[[Path], Mapping[str, Any]]) -> StageResult:
         n = len(self.stages) + 1
         log.info("[stage %d] %s", n, name)
         result = self.cache.run(name, spec, fn)
@@ -242,7 +242,7 @@ class StudyJob:
                            if n.startswith("train_")}}
 
 
-def _frames_of(dets: MotTable, num_frames: int):
+def _frames_of(dets: MotTable, num_frames: int) -> Iterator[tuple[int, np.ndarray]]:
     """Every frame 1..num_frames with its (K, 6) x1 y1 x2 y2 score cls detections (ByteTrack must see each)."""
     by_frame = dict(dets.frame_slices())
     for frame in range(1, num_frames + 1):
