@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.annotate.quality import format_quality
 from samqa_framework.annotate.runner import AnnotationResult, annotate_sequence
-from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_summary, log_table
+from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_config, log_summary, log_table
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task
 
@@ -52,9 +52,7 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
     loggers = instantiate_loggers(cfg.get("logger"))
     results, status = [], "failed"
     try:
-        for lg in loggers:
-            lg.log_hyperparams(OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
-                                                      resolve=True))
+        log_config(loggers, cfg)
         for seq in sequences:
             result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name, fingerprint(cfg),
                                        max_frames=cfg.get("max_frames"), progress=cfg.get("progress", True),

@@ -15,9 +15,9 @@ import logging
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers
+from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_config
 from samqa_framework.study.job_logging import log_job
 from samqa_framework.study.pipeline import study_job
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task
@@ -33,9 +33,7 @@ def study(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_loggers(cfg.get("logger"))
     row: dict[str, Any] = {}
     try:
-        for lg in loggers:
-            lg.log_hyperparams(OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
-                                                      resolve=True))
+        log_config(loggers, cfg)
         row = study_job(cfg)
         log_job(loggers, row)
     finally:

@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
-from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_summary
+from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_config, log_summary
 from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunch, run_ranks
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task
 
@@ -113,10 +113,7 @@ def fit_and_export(cfg: DictConfig) -> dict[str, Any]:
     status = "failed"
     try:
         trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        if loggers:
-            params = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-            for lg in loggers:
-                lg.log_hyperparams(params)
+        log_config(loggers, cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         names = list(cfg.stage.get("summary_metrics") or [])
         metrics = _metrics(trainer, names)

@@ -66,6 +66,16 @@ def log_images(loggers: Sequence[Logger], key: str, images: Sequence[np.ndarray]
                 logger.experiment.add_image(f"{key}/{i}", img, dataformats="HWC")
 
 
+def log_config(loggers: Sequence[Logger], cfg: DictConfig) -> None:
+    """The job's resolved config as every logger's hyperparameters (Hydra's own node left out)."""
+    from samqa_framework.utils.hydra import job_config
+
+    if loggers:
+        params = job_config(cfg)
+        for logger in loggers:
+            logger.log_hyperparams(params)
+
+
 def finish_loggers(loggers: Sequence[Logger], status: str = "success") -> None:
     """Flush and close, and finish W&B runs so that the next job of a multirun starts its own run."""
     for logger in loggers:

@@ -28,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.utils.errors import ConfigError, SamqaError
+from samqa_framework.utils.hydra import job_config
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def run_ranks(fn: Callable[[DictConfig], Any], cfg: DictConfig, nprocs: int) -> 
     """
     if nprocs < 2:
         raise ValueError(f"run_ranks needs >= 2 processes, got {nprocs}")
-    plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    plain = job_config(cfg)
     log_files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     port = find_free_network_port()
     ctx = mp.get_context("spawn")

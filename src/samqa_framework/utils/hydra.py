@@ -32,6 +32,11 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+def job_config(cfg: DictConfig) -> dict[str, Any]:
+    """The job's config resolved to plain values, without Hydra's own node (what a logger or a subprocess gets)."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+
 def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
     """Compose another primary config of ours (e.g. ``train`` inside the study app), as its own app would.
 
