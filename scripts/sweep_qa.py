@@ -7,7 +7,7 @@ happens after the encoder), so a sweep costs little more than one run.
 
     python scripts/sweep_qa.py --checkpoint outputs/train/<run>/sam_finetune.pt --data synthetic_rats \
         --out outputs/sweep_qa_rats.json [--frames 1000] [--overlap 0.05 0.1 0.2 0.3] \
-        [--size 0.6,1.6 0.5,2.0 0.4,2.5] [--recheck 30 90]
+        [--size 0.6,1.6 0.5,2.0 0.4,2.5] [--recheck 30 90] [--refine 0 1] [--box-margin 0.05 0.1]
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--overlap", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3])
     ap.add_argument("--size", nargs="+", default=["0.6,1.6", "0.5,2.0", "0.4,2.5"])
     ap.add_argument("--recheck", type=int, nargs="+", default=[30])
+    ap.add_argument("--refine", type=int, nargs="+", default=None, help="qa.refine_passes (default: the config's)")
+    ap.add_argument("--box-margin", type=float, nargs="+", default=None, help="qa.box_margin (default: the config's)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -77,19 +79,25 @@ def main() -> int:
 
     predictor = CachedEmbeddings(instantiate(cfg.model))
     rows = []
-    for overlap, size, recheck in itertools.product(args.overlap, args.size, args.recheck):
+    refines = args.refine or [int(base_qa.get("refine_passes", 0))]
+    margins = args.box_margin or [float(base_qa["box_margin"])]
+    for overlap, size, recheck, refine, margin in itertools.product(args.overlap, args.size, args.recheck, refines,
+                                                                    margins):
         lo, hi = (float(v) for v in size.split(","))
-        qa = {**base_qa, "overlap_thresh": overlap, "size_ratio": [lo, hi], "recheck_missing": recheck}
+        qa = {**base_qa, "overlap_thresh": overlap, "size_ratio": [lo, hi], "recheck_missing": recheck,
+              "refine_passes": refine, "box_margin": margin}
         annotator = SamQaAnnotator(predictor, OraclePrompts(), qa)
         with tempfile.TemporaryDirectory() as tmp:
             result = annotate_sequence(annotator, seq, tmp, {}, max_frames=args.frames, progress=False,
                                        num_animals=manifest.num_animals)
         q = result.quality
-        row = {"overlap_thresh": overlap, "size_ratio": [lo, hi], "recheck_missing": recheck,
+        row = {"overlap_thresh": overlap, "size_ratio": [lo, hi], "recheck_missing": recheck, "refine_passes": refine,
+               "box_margin": margin,
                **{k: q[k] for k in ("mean_box_iou", "mean_mask_iou", "id_switches", "recall", "precision",
                                     "interventions_per_100_frames", "frames_recovered")}}
         rows.append(row)
-        print(f"overlap {overlap:<5} size [{lo}, {hi}]  recheck {recheck:<4} box IoU {q['mean_box_iou']:.3f}  "
+        print(f"overlap {overlap:<5} size [{lo}, {hi}]  recheck {recheck:<4} refine {refine} margin {margin:<5} "
+              f"box IoU {q['mean_box_iou']:.3f}  "
               f"mask IoU {q['mean_mask_iou']:.3f}  IDSW {q['id_switches']:<3} recall {q['recall']:.3f}  "
               f"interventions/100 {q['interventions_per_100_frames']:.2f}", flush=True)
     atomic_write_json(args.out, {"data": args.data, "frames": args.frames, "checkpoint": args.checkpoint,

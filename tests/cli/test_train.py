@@ -37,12 +37,13 @@ def test_train_config_composes_with_each_stage(compose_cfg, tmp_path: Path, stag
     assert resolved["callbacks"]["timeline"]["path"].startswith(str(tmp_path))
 
 
-@pytest.mark.parametrize("experiment,species,size", [("quick_finetune_rats", "synthetic_rats", 256),
-                                                      ("quick_finetune_mice", "synthetic_mice", 320)])
-def test_quick_finetune_presets(compose_cfg, experiment: str, species: str, size: int) -> None:
+@pytest.mark.parametrize("experiment,species,size,budget", [
+    ("quick_finetune_rats", "synthetic_rats", 320, "00:00:35:00"),
+    ("quick_finetune_mice", "synthetic_mice", 320, "00:00:15:00")])
+def test_quick_finetune_presets(compose_cfg, experiment: str, species: str, size: int, budget: str) -> None:
     cfg = compose_cfg("train", [f"experiment={experiment}"])
     assert cfg.data.name == species and cfg.data.size == "quick" and cfg.stage.name == "finetune"
-    assert cfg.trainer.max_time == "00:00:15:00"
+    assert cfg.trainer.max_time == budget
     assert cfg.model.image_size == size
     dm = instantiate(cfg.stage.datamodule)
     assert dm.image_size == size

@@ -2,7 +2,7 @@
 
     samqa-train stage=distill stage.module.teacher.checkpoint=sam_vit_b_01ec64.pth
     samqa-train stage=finetune model.checkpoint=outputs/train/<run>/sam_distill.pt
-    samqa-train experiment=quick_finetune_rats          # the tuned 15-minute CPU preset
+    samqa-train experiment=quick_finetune_rats          # the tuned CPU preset (35 min, 320 px)
     samqa-train ckpt_path=outputs/train/<run>/checkpoints/last.ckpt   # resume
     samqa-train trainer=ddp trainer.devices=2           # DDP, also in multiruns (ranks started by this job)
 

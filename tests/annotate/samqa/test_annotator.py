@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from samqa_framework.annotate.base import mask_box
 from samqa_framework.annotate.prompts import OraclePrompts
 from samqa_framework.annotate.runner import annotate_sequence
 from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
@@ -77,3 +78,32 @@ def test_carried_boxes_grow_by_the_margin(seq: Sequence) -> None:
     annotator.start(seq)
     np.testing.assert_allclose(annotator._carry_box(np.array([10, 10, 30, 20])), [8, 9, 32, 21])
     np.testing.assert_allclose(annotator._carry_box(np.array([0, 0, 160, 120])), [0, 0, 160, 120])
+
+
+class LooseBoxPredictor(GtMaskPredictor):
+    """A segmenter that copies the prompt's looseness: its mask is the box halfway between the prompt and the
+    animal's true box, so only a tighter prompt gives a tighter mask."""
+
+    def predict_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray, bgr: bool | None = None):
+        masks, scores = super().predict_boxes(image, boxes_xyxy, bgr)
+        out = np.zeros_like(masks)
+        for k, (mask, box) in enumerate(zip(masks, np.asarray(boxes_xyxy), strict=True)):
+            if mask.any():
+                x1, y1, x2, y2 = np.round((mask_box(mask) + box) / 2).astype(int)
+                out[k, y1:y2, x1:x2] = True
+        return out, scores
+
+
+@pytest.mark.parametrize("passes", [0, 2])
+def test_refine_passes_re_prompt_with_the_masks_own_box(seq: Sequence, tmp_path: Path, passes: int) -> None:
+    predictor = LooseBoxPredictor(seq)
+    # checks off, so every frame after the first is carried: the call count and the box quality show the passes
+    quality, records = _run(seq, tmp_path, predictor, box_margin=0.1, size_ratio=[0.0, 1e9], overlap_thresh=1.0,
+                            recovery=False, refine_passes=passes)
+    # one manual call on the first frame, then one carried call and `passes` refinements per frame
+    assert predictor.box_calls == 1 + (len(records) - 1) * (1 + passes)
+    assert quality["interventions"] == 1
+    if passes:  # each pass halves the excess: the masks stay near the animals' boxes
+        assert quality["mean_box_iou"] > 0.88
+    else:  # the loose carried box leaks into every mask, and the leak is carried on frame after frame
+        assert quality["mean_box_iou"] < 0.7

@@ -37,6 +37,8 @@ class SamQaAnnotator(Annotator):
     (:func:`.cleanup.separate_masks`). ``probe_lost`` (default true): an animal missing from the labels (hidden,
     e.g. in the tunnel) is prompted at its last box every frame; it is back, without a person, when that mask
     passes the size check against its reference and overlaps no other animal beyond ``overlap_thresh``.
+    ``refine_passes`` (default 0): re-prompt each cleaned mask with its own tight box this many times before the
+    checks (decoder only: the frame's embedding is reused).
     ``recovery_predictor``: the model of the grid-point recovery (SAM 2's image predictor when configured);
     None uses ``predictor``.
     """
@@ -60,6 +62,7 @@ class SamQaAnnotator(Annotator):
         self.recheck_missing = int(qa.get("recheck_missing", 0))
         self.separate = bool(qa.get("separate", True))
         self.probe_lost = bool(qa.get("probe_lost", True))
+        self.refine_passes = int(qa.get("refine_passes", 0))
         self.size = (0, 0)
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
@@ -89,6 +92,21 @@ class SamQaAnnotator(Annotator):
 
     def _clean(self, masks: np.ndarray) -> list[np.ndarray]:
         return [clean_mask(m, self.cleanup) for m in masks]
+
+    def _refine(self, image: np.ndarray, masks: list[np.ndarray], scores: np.ndarray
+                ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Re-prompt with each mask's tight box. The carried box is loose (``box_margin`` plus the motion since
+        the last frame) while the model learned from boxes near the animal's own, so the tight box's mask is
+        usually closer to the animal's outline."""
+        masks, scores = list(masks), np.array(scores, dtype=np.float32)
+        for _ in range(self.refine_passes):
+            keep = [k for k, m in enumerate(masks) if m.any()]
+            if not keep:
+                break
+            new, new_scores = self.predictor.predict_boxes(image, np.stack([mask_box(masks[k]) for k in keep]))
+            for k, mask, score in zip(keep, self._clean(new), new_scores, strict=True):
+                masks[k], scores[k] = mask, score
+        return masks, scores
 
     def _manual(self, frame: int, image: np.ndarray, current: FrameLabels | None, recoveries: int) -> FrameLabels:
         """A person's boxes (the prompt provider), segmented: the box is the label, the mask what is carried on."""
@@ -157,7 +175,7 @@ class SamQaAnnotator(Annotator):
         boxes = np.stack([self._carry_box(p.box) for p in prev.instances]
                          + [self._carry_box(self.last_seen[i][1]) for i in lost])
         masks, scores = self.predictor.predict_boxes(image, boxes)  # carried and probe prompts: one decoder call
-        masks = self._clean(masks)
+        masks, scores = self._refine(image, self._clean(masks), scores)
         n = len(prev.instances)
         current = self._associate(prev.instances, masks[:n], scores[:n])
         fails = self._fails(current)
