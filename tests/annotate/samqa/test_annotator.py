@@ -73,6 +73,11 @@ def test_bad_size_ratio_is_refused() -> None:
         SamQaAnnotator(None, OraclePrompts(), {**QA, "size_ratio": [1.2, 2.0]})
 
 
+def test_negative_refine_passes_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"qa\.refine_passes"):
+        SamQaAnnotator(None, OraclePrompts(), {**QA, "refine_passes": -1})
+
+
 def test_carried_boxes_grow_by_the_margin(seq: Sequence) -> None:
     annotator = SamQaAnnotator(GtMaskPredictor(seq), OraclePrompts(), {**QA, "box_margin": 0.1})
     annotator.start(seq)
@@ -107,3 +112,20 @@ def test_refine_passes_re_prompt_with_the_masks_own_box(seq: Sequence, tmp_path:
         assert quality["mean_box_iou"] > 0.88
     else:  # the loose carried box leaks into every mask, and the leak is carried on frame after frame
         assert quality["mean_box_iou"] < 0.7
+
+
+class TightBoxLosesPredictor(GtMaskPredictor):
+    """Finds an animal from a loose box but, after the first (manual) frame, returns nothing for a box that is
+    exactly the mask's own."""
+
+    def predict_boxes(self, image: np.ndarray, boxes_xyxy: np.ndarray, bgr: bool | None = None):
+        masks, scores = super().predict_boxes(image, boxes_xyxy, bgr)
+        for k, (mask, box) in enumerate(zip(masks, np.asarray(boxes_xyxy), strict=True)):
+            if self.box_calls > 1 and mask.any() and np.array_equal(mask_box(mask), box):
+                masks[k] = False
+        return masks, scores
+
+
+def test_a_refine_pass_that_loses_the_animal_keeps_the_carried_mask(seq: Sequence, tmp_path: Path) -> None:
+    quality, _records = _run(seq, tmp_path, TightBoxLosesPredictor(seq), refine_passes=1, recovery=False)
+    assert quality["interventions"] == 1 and quality["mean_box_iou"] > 0.95

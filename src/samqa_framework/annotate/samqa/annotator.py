@@ -37,8 +37,9 @@ class SamQaAnnotator(Annotator):
     (:func:`.cleanup.separate_masks`). ``probe_lost`` (default true): an animal missing from the labels (hidden,
     e.g. in the tunnel) is prompted at its last box every frame; it is back, without a person, when that mask
     passes the size check against its reference and overlaps no other animal beyond ``overlap_thresh``.
-    ``refine_passes`` (default 0): re-prompt each cleaned mask with its own tight box this many times before the
-    checks (decoder only: the frame's embedding is reused).
+    ``refine_passes`` (0 when absent; ``conf/qa`` sets 1): re-prompt each cleaned mask with its own tight box this
+    many times before the checks (decoder only: the frame's embedding is reused). A pass that returns an empty
+    mask keeps the mask it started from.
     ``recovery_predictor``: the model of the grid-point recovery (SAM 2's image predictor when configured);
     None uses ``predictor``.
     """
@@ -63,6 +64,8 @@ class SamQaAnnotator(Annotator):
         self.separate = bool(qa.get("separate", True))
         self.probe_lost = bool(qa.get("probe_lost", True))
         self.refine_passes = int(qa.get("refine_passes", 0))
+        if self.refine_passes < 0:
+            raise ValueError(f"qa.refine_passes must be >= 0, got {qa['refine_passes']}")
         self.size = (0, 0)
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
@@ -105,7 +108,8 @@ class SamQaAnnotator(Annotator):
                 break
             new, new_scores = self.predictor.predict_boxes(image, np.stack([mask_box(masks[k]) for k in keep]))
             for k, mask, score in zip(keep, self._clean(new), new_scores, strict=True):
-                masks[k], scores[k] = mask, score
+                if mask.any():  # a tight box that loses the animal must not turn a found animal into a lost one
+                    masks[k], scores[k] = mask, score
         return masks, scores
 
     def _manual(self, frame: int, image: np.ndarray, current: FrameLabels | None, recoveries: int) -> FrameLabels:
