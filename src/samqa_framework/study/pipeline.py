@@ -9,6 +9,7 @@ Stages talk through files in documented formats (MOT txt, COCO RLE, YOLO folders
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -31,7 +32,7 @@ from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.study.cache import StageCache, StageResult
 from samqa_framework.study.label_set import read_label_set
 from samqa_framework.utils.errors import ConfigError
-from samqa_framework.utils.hydra import compose_config
+from samqa_framework.utils.hydra import compose_config, config_node, instantiate_node
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,13 @@ class StudyJob:
         spec = {"annotator": _plain(cfg.annotator), "data": _plain(cfg.data), "max_frames": cfg.get("max_frames")}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            annotator = instantiate(cfg.annotator, _convert_="all")
+            annotator = instantiate_node(cfg, "annotator", _convert_="all")
             sequences = {}
             for seq in manifest.sequences(dataset_dir, "train"):
-                res = annotate_sequence(annotator, seq, stage_dir / seq.name, fingerprint=spec,
-                                        max_frames=cfg.get("max_frames"), progress=self.progress,
-                                        num_animals=manifest.num_animals)
+                with config_node(cfg, "annotator"):  # what the method checks when it starts on a sequence
+                    res = annotate_sequence(annotator, seq, stage_dir / seq.name, fingerprint=spec,
+                                            max_frames=cfg.get("max_frames"), progress=self.progress,
+                                            num_animals=manifest.num_animals)
                 sequences[seq.name] = {"labels_dir": str(res.out_dir), "frames": res.frames, "counts": res.counts,
                                        "quality": res.quality}
             frames = sum(s["frames"] for s in sequences.values())
@@ -183,8 +185,11 @@ class StudyJob:
         variants = {name: {k: manifest.num_animals if val == "num_animals" else val
                            for k, val in (_plain(v) or {}).items()}
                     for name, v in self.cfg.study.tracker_variants.items()}
-        trackers = {name: self.tracker.replace(**changes) for name, changes in variants.items()}
-        spec = {"detect": detections.key, "trackers": {n: t.params() for n, t in trackers.items()}}
+        trackers = {}
+        for name, changes in variants.items():
+            with config_node(self.cfg, f"study.tracker_variants.{name}"):
+                trackers[name] = type(self.tracker).from_config(**{**dataclasses.asdict(self.tracker), **changes})
+        spec = {"detect": detections.key, "trackers": {n: dataclasses.asdict(t) for n, t in trackers.items()}}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             metrics = {}
@@ -211,10 +216,11 @@ class StudyJob:
         if missing:
             raise Skipped(f"set {', '.join(missing)} (a local checkpoint or model folder; nothing is downloaded)")
         # configs are checked before anything is trained: a typo in the tracker config fails now, not in an hour
-        self.tracker = instantiate(cfg.tracker, _convert_="all")
-        self.detector = instantiate(cfg.detector, _convert_="all")
+        self.tracker = instantiate_node(cfg, "tracker", _convert_="all")
+        self.detector = instantiate_node(cfg, "detector", _convert_="all")
         dataset_dir = Path(cfg.dataset_dir)
-        manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
+        with config_node(cfg, "data"):
+            manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
         for name, key in (method.get("needs") or {}).items():
             OmegaConf.update(cfg, key, self.train_model(name).outputs["export"], force_add=True)
         annotation = self.annotate(manifest, dataset_dir)
