@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_config, log_summary
 from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunch, run_ranks
-from samqa_framework.utils.hydra import CONFIG_DIR, run_task
+from samqa_framework.utils.hydra import CONFIG_DIR, config_node, instantiate_node, run_task
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(int(cfg.seed), workers=True)
     dataset_dir = Path(cfg.dataset_dir)
     # built once, here, before any rank starts: ranks building it side by side would race
-    instantiate(cfg.data, _convert_="all").build(dataset_dir)
+    with config_node(cfg, "data"):
+        instantiate(cfg.data, _convert_="all").build(dataset_dir)
     probe = _probe_trainer(cfg)
     if lightning_would_relaunch(probe):
-        check_single_node(probe)
+        with config_node(cfg, "trainer"):
+            check_single_node(probe)
         return run_ranks(_train_rank, cfg, probe.world_size)
     return fit_and_export(cfg)
 
@@ -90,7 +92,7 @@ def _probe_trainer(cfg: DictConfig) -> Trainer:
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # its "GPU available: ..." lines come again from the real trainer
     try:
-        return instantiate(cfg.trainer, callbacks=[], logger=False)
+        return instantiate_node(cfg, "trainer", callbacks=[], logger=False)
     finally:
         quiet.setLevel(level)
 
@@ -104,17 +106,18 @@ def _train_rank(cfg: DictConfig) -> dict[str, Any]:
 
 def fit_and_export(cfg: DictConfig) -> dict[str, Any]:
     """Fit, validate once more, export (global rank 0 only) and log the summary; the data set must be built."""
-    datamodule = instantiate(cfg.stage.datamodule)
-    model = instantiate(cfg.model)
+    datamodule = instantiate_node(cfg, "stage.datamodule")
+    model = instantiate_node(cfg, "model")
     # the module's argument that takes the model: `sam` for the SAM stages, a stage may name another (`net`)
-    module = instantiate(cfg.stage.module, **{cfg.stage.get("model_arg", "sam"): model})
+    module = instantiate_node(cfg, "stage.module", **{cfg.stage.get("model_arg", "sam"): model})
     callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.stage.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     status = "failed"
     try:
-        trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer: Trainer = instantiate_node(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
         log_config(loggers, cfg)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with config_node(cfg, "stage.module"):  # what the module checks against the data when fit starts
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         names = list(cfg.stage.get("summary_metrics") or [])
         metrics = _metrics(trainer, names)
         if cfg.get("final_validate", True) and not trainer.fast_dev_run:

@@ -22,7 +22,8 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 def as_hw(image_size: int | Sequence[int], key: str) -> tuple[int, int]:
-    """``S`` or ``[h, w]`` -> ``(h, w)``; anything else (or a side < 1) is a ``ConfigError`` naming ``key``."""
+    """``S`` or ``[h, w]`` -> ``(h, w)``; anything else (or a side < 1) is a ``ConfigError`` naming ``key`` (the
+    caller's argument)."""
     if isinstance(image_size, int | np.integer):
         size = (int(image_size), int(image_size))
     else:
