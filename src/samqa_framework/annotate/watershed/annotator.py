@@ -73,8 +73,11 @@ class WatershedAnnotator(Annotator):
         if int(memory) != memory or memory < 0:
             raise ConfigError("memory", f"must be a whole number of frames >= 0, got {memory}")
         self.predictor = predictor
-        self.params = (postprocess if isinstance(postprocess, WatershedParams)
-                       else WatershedParams.from_mapping(dict(postprocess or {})))
+        try:
+            self.params = (postprocess if isinstance(postprocess, WatershedParams)
+                           else WatershedParams.from_mapping(dict(postprocess or {})))
+        except ConfigError as exc:
+            raise exc.under("postprocess") from exc
         self.min_iou = float(min_iou)
         self.memory = int(memory)
         self.lost: dict[int, tuple[int, Instance]] = {}  # identity -> (frame last seen, its instance there)
