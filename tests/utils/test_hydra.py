@@ -22,6 +22,7 @@ def _tiny_sam(cfg):
 CASES = [
     ("demo", ["tracker.track_buffer=0"], "tracker", None, "tracker.track_buffer"),
     ("demo", ["+tracker.trak_buffer=3"], "tracker", None, "tracker.trak_buffer"),
+    ("study", ["detector.conf=1.5"], "detector", None, "detector.conf"),
     ("generate", ["data.num_animals=0"], "data", None, "data.num_animals"),
     # a nested node Hydra builds first: the encoder inside the model
     ("generate", ["+model=sam", "model/encoder=vit_b", "model.encoder.variant=vit_x"], "model", None,

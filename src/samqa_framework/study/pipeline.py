@@ -148,7 +148,8 @@ class StudyJob:
         spec = {"export": export.key, "detector": _plain(self.cfg.detector), "seed": self.cfg.seed}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            run = self.detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
+            with config_node(self.cfg, "detector"):  # its architecture is looked up when training starts
+                run = self.detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
             return {"weights": str(run.weights), "results_csv": str(run.results_csv), "metrics": run.metrics,
                     "epochs": run.epochs}
 
