@@ -86,7 +86,9 @@ def _join(*keys: str) -> str:
 
 
 def _as_config(cfg: Any) -> Container:
-    return cfg if isinstance(cfg, Container) else OmegaConf.create(dict(cfg) if isinstance(cfg, Mapping) else cfg)
+    if isinstance(cfg, Container):
+        return cfg
+    return OmegaConf.create(dict(cfg) if isinstance(cfg, Mapping) else cfg, flags={"allow_objects": True})
 
 
 def real_key(cfg: Container, key: str) -> str:
