@@ -65,10 +65,10 @@ def test_an_unknown_tracker_key_fails_before_any_stage(compose_cfg, tmp_path: Pa
 @pytest.mark.parametrize("experiment", [None, "quick_all", "study_smoke", "paper_rats", "paper_mice", "sleap_clip"])
 def test_every_model_spec_composes_as_a_samqa_train_config(compose_cfg, experiment) -> None:
     """study.models holds samqa-train overrides: each must compose (a typo would only show after earlier jobs)."""
-    from samqa_framework.utils.hydra import compose_config
+    from samqa_framework.utils.hydra import compose
 
     cfg = compose_cfg("study", [f"experiment={experiment}"] if experiment else [])
     assert cfg.study.models
     for name, spec in cfg.study.models.items():
-        train_cfg = compose_config("train", [*spec.overrides, "logger=csv"])
+        train_cfg = compose("train", [*spec.overrides, "logger=csv"], output_dir=cfg.paths.output_dir)
         assert train_cfg.stage.name in ("finetune", "distill", "segmentation"), name

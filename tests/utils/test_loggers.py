@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from hydra.utils import instantiate
 
-from samqa_framework.logging.loggers import (
+from samqa_framework.utils.loggers import (
     finish_loggers,
     instantiate_loggers,
     log_images,
