@@ -48,8 +48,10 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_io.py --out outputs/bench_io.json
 
+# ruff, then the import layers of .importlinter (cli -> api -> study -> stages -> data | models -> utils)
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) outputs/*/ .pytest_cache

@@ -38,7 +38,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
     from segment_anything import SamPredictor
@@ -46,14 +45,13 @@ def main() -> int:
     from samqa_framework.annotate.prompts import OraclePrompts
     from samqa_framework.annotate.runner import annotate_sequence
     from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
+    from samqa_framework.api import compose
     from samqa_framework.models.mask_predictor import frame_key
     from samqa_framework.models.sam.predictor import SamMaskPredictor
-    from samqa_framework.utils.hydra import CONFIG_DIR
 
     torch.set_num_threads(2)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("annotate", [f"data={args.data}", f"model.image_size={args.image_size}",
-                                   f"model.checkpoint={args.checkpoint}", "paths.output_dir=/tmp"])
+    cfg = compose("annotate", [f"data={args.data}", f"model.image_size={args.image_size}",
+                               f"model.checkpoint={args.checkpoint}"], output_dir=args.out.parent)
     root = Path(cfg.dataset_dir)
     manifest = instantiate(cfg.data, _convert_="all").build(root)
     seq = manifest.sequences(root, "train")[0]

@@ -62,7 +62,7 @@ def log_summary_run(config: DictConfig, root: Path, rows: list[dict[str, Any]], 
     """One more logger run for the whole study: Table 2 and the variants as tables, the charts as images."""
     import cv2
 
-    from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_images, log_table
+    from samqa_framework.utils.loggers import job_loggers, log_images, log_table
 
     config = copy.deepcopy(config)  # interpolations (task name, tags) resolve in the whole config
     with open_dict(config):
@@ -72,8 +72,8 @@ def log_summary_run(config: DictConfig, root: Path, rows: list[dict[str, Any]], 
             if name == "wandb":  # the jobs' group (${task_name}-<sweep folder>); Hydra's job config is gone by now
                 node.name, node.job_type = "study-summary", "study-summary"
                 node.group = f"{config.task_name}-{root.name}"
-    loggers = instantiate_loggers(config.logger)
-    try:
+    # the multirun's own config: its ${hydra:...} values may not resolve any more, so it is not logged
+    with job_loggers(config, log_hparams=False) as loggers:
         header, lines = table2(rows)
         log_table(loggers, "table2", header, lines)
         v_header, v_lines = variants_table(rows)
@@ -82,5 +82,3 @@ def log_summary_run(config: DictConfig, root: Path, rows: list[dict[str, Any]], 
         for key in ("bars", "fig3a"):
             if key in files:
                 log_images(loggers, key, [cv2.cvtColor(cv2.imread(str(files[key])), cv2.COLOR_BGR2RGB)])
-    finally:
-        finish_loggers(loggers)
