@@ -48,8 +48,12 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_io.py --out outputs/bench_io.json
 
+# deptry: the package imports exactly what it declares; tests and scripts import nothing undeclared (dev extra
+# included). pyproject.toml's [tool.deptry] says which dependencies are used without an import.
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts
+	$(PY) -m deptry src
+	$(PY) -m deptry tests scripts --exclude '\.venv' --ignore DEP002,DEP004
 
 clean:
 	rm -rf $(VENV) outputs/*/ .pytest_cache
