@@ -88,6 +88,7 @@ def main() -> int:
     # As a user's shell runs them; the offline defaults keep a library from reaching the network at import.
     env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "HF_HUB_OFFLINE": "1",
            "YOLO_OFFLINE": "1"}
+    load_before = os.getloadavg()[0]  # other work on the machine inflates every figure: recorded with them
     floor, _, _ = median_run([sys.executable, "-c", "pass"], env, args.repeat, "python")
     rows = []
     for script in console_scripts():
@@ -109,7 +110,9 @@ def main() -> int:
               f"({len(candidates)} candidates)", flush=True)
 
     mark = {True: "yes", False: "NO"}
-    print(f"\nmedian of {args.repeat} runs; target <= {args.target:g} s; python -c pass {floor:.2f} s\n")
+    load = (load_before, os.getloadavg()[0])
+    print(f"\nmedian of {args.repeat} runs; target <= {args.target:g} s; python -c pass {floor:.2f} s; "
+          f"load average {load[0]:.1f} -> {load[1]:.1f} on {os.cpu_count()} CPUs\n")
     print(f"| command | --help (s) | tab completion (s) | <= {args.target:g} s |")
     print("|---|---:|---:|:---:|")
     for r in rows:
@@ -121,7 +124,7 @@ def main() -> int:
 
     report = {"target_s": args.target, "repeat": args.repeat, "python_startup_s": floor,
               "python": sys.version.split()[0], "machine": platform.processor() or platform.machine(),
-              "cpus": os.cpu_count(), "commands": rows, "ok": all(r["ok"] for r in rows)}
+              "cpus": os.cpu_count(), "load_average": load, "commands": rows, "ok": all(r["ok"] for r in rows)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     return 0 if report["ok"] else 1
