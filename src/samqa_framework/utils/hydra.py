@@ -19,14 +19,23 @@ from samqa_framework.utils.offline import configure_offline
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-CONFIG_DIR = PROJECT_ROOT / "conf"
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# An installed wheel carries the configs as samqa_framework/conf; a checkout (editable install, PYTHONPATH=src) keeps
+# them at the repo's top level.
+CHECKOUT_ROOT: Path | None = None if (_PACKAGE_DIR / "conf").is_dir() else _PACKAGE_DIR.parents[1]
+CONFIG_DIR = _PACKAGE_DIR / "conf" if CHECKOUT_ROOT is None else CHECKOUT_ROOT / "conf"
+
+
+def project_root() -> Path:
+    """Where runs land (``paths.root_dir`` unless SAMQA_ROOT is set): the checkout, whatever the working directory;
+    for an installed wheel the working directory (never the environment the package is installed in)."""
+    return CHECKOUT_ROOT if CHECKOUT_ROOT is not None else Path.cwd()
 
 
 def register_resolvers() -> None:
     """``${samqa.project_root:}`` and ``${samqa.basename:PATH}``; safe to call more than once."""
     if not OmegaConf.has_resolver("samqa.project_root"):
-        OmegaConf.register_new_resolver("samqa.project_root", lambda: str(PROJECT_ROOT))
+        OmegaConf.register_new_resolver("samqa.project_root", lambda: str(project_root()))
     if not OmegaConf.has_resolver("samqa.basename"):
         OmegaConf.register_new_resolver("samqa.basename", lambda p: Path(str(p)).name)
 
