@@ -9,7 +9,6 @@ recomputed), prints the table and logs it to one more logger run (W&B: job type 
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.utils.io import atomic_write_json, atomic_write_text
 
@@ -127,21 +126,10 @@ def _log_summary_run(config: DictConfig, root: Path, objectives: Sequence[str], 
                      png: Path) -> None:
     import cv2
 
-    from samqa_framework.utils.loggers import finish_loggers, instantiate_loggers, log_images, log_table
+    from samqa_framework.utils.loggers import log_images, log_table, summary_loggers
 
-    config = copy.deepcopy(config)
-    with open_dict(config):
-        for name, node in config.logger.items():
-            if "save_dir" in node:
-                node.save_dir = str(root)
-            if name == "wandb":
-                node.name, node.job_type = "sweep-summary", "sweep-summary"
-                node.group = f"{config.task_name}-{root.name}"
-    loggers = instantiate_loggers(config.logger)
-    try:
+    with summary_loggers(config, root, "sweep-summary") as loggers:
         keys = sorted({k for t in front for k in t["params"]})
         log_table(loggers, "pareto_front", ["trial", *keys, *objectives],
                   [[str(i), *(str(t["params"].get(k, "")) for k in keys), *t["values"]] for i, t in enumerate(front)])
         log_images(loggers, "pareto_front_plot", [cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB)])
-    finally:
-        finish_loggers(loggers)
