@@ -10,6 +10,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,3 +115,20 @@ def job_loggers(cfg: DictConfig, run_name: str | None = None, log_hparams: bool 
         ok = not loggers.failed
     finally:
         finish_loggers(loggers, "success" if ok else "failed")
+
+
+@contextlib.contextmanager
+def summary_loggers(config: DictConfig, root: Path, job_type: str) -> Iterator[JobLoggers]:
+    """One more logger run for a whole run or multirun (a study's Table 2, a sweep's Pareto front), written under
+    ``root``; in W&B named ``job_type`` and grouped with the multirun's jobs (``${task_name}-<sweep folder>``)."""
+    config = copy.deepcopy(config)  # interpolations (task name, tags) resolve in the whole config
+    with open_dict(config):
+        for name, node in config.logger.items():
+            if "save_dir" in node:
+                node.save_dir = str(root)
+            if name == "wandb":  # Hydra's job config is gone by now: the group is rebuilt from the sweep folder
+                node.name, node.job_type = job_type, job_type
+                node.group = f"{config.task_name}-{root.name}"
+    # the multirun's own config: its ${hydra:...} values may not resolve any more, so it is not logged
+    with job_loggers(config, log_hparams=False) as loggers:
+        yield loggers
