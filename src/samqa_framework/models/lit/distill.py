@@ -32,7 +32,6 @@ from lightning.pytorch import LightningModule
 from segment_anything.modeling import Sam
 from torch import nn
 
-from samqa_framework.data.datamodules import flip_content, normalize_images
 from samqa_framework.models.lit.common import (
     build_optimizer,
     build_scheduler,
@@ -42,6 +41,7 @@ from samqa_framework.models.lit.common import (
 )
 from samqa_framework.models.lit.embedding_cache import EmbeddingCache
 from samqa_framework.models.lit.finetune import plain
+from samqa_framework.models.sam.inputs import flip_content, normalize_images
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import instantiate_node
 

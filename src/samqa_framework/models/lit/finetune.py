@@ -33,8 +33,6 @@ from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, OmegaConf
 from segment_anything.modeling import MaskDecoder, Sam
 
-from samqa_framework.data.datamodules import normalize_images
-from samqa_framework.logging.loggers import log_images
 from samqa_framework.models.lit.common import (
     build_optimizer,
     build_scheduler,
@@ -44,7 +42,9 @@ from samqa_framework.models.lit.common import (
     set_trainable,
 )
 from samqa_framework.models.losses import bce_dice_loss, mask_iou
+from samqa_framework.models.sam.inputs import normalize_images
 from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.loggers import log_images
 
 log = logging.getLogger(__name__)
 

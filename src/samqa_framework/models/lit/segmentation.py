@@ -32,7 +32,8 @@ from samqa_framework.models.lit.common import (
 from samqa_framework.models.lit.finetune import plain
 from samqa_framework.models.losses import ce_dice_loss
 from samqa_framework.models.segmentation.checkpoint import export_segmentation
-from samqa_framework.models.segmentation.inputs import as_hw, check_input_size, normalize
+from samqa_framework.models.segmentation.inputs import check_input_size, normalize
+from samqa_framework.utils.images import as_hw
 
 log = logging.getLogger(__name__)
 
