@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.models.sam.checkpoints import export_sam_state_dict
 from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunch, run_ranks
+from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_summary
 from samqa_framework.utils.objective import finite_or_nan
 
@@ -64,10 +65,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(int(cfg.seed), workers=True)
     dataset_dir = Path(cfg.dataset_dir)
     # built once, here, before any rank starts: ranks building it side by side would race
-    instantiate(cfg.data, _convert_="all").build(dataset_dir)
+    with config_node(cfg, "data"):
+        instantiate(cfg.data, _convert_="all").build(dataset_dir)
     probe = _probe_trainer(cfg)
     if lightning_would_relaunch(probe):
-        check_single_node(probe)
+        with config_node(cfg, "trainer"):
+            check_single_node(probe)
         return run_ranks(_train_rank, cfg, probe.world_size)
     return fit_and_export(cfg)
 
@@ -78,7 +81,7 @@ def _probe_trainer(cfg: DictConfig) -> Trainer:
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # its "GPU available: ..." lines come again from the real trainer
     try:
-        return instantiate(cfg.trainer, callbacks=[], logger=False)
+        return instantiate_node(cfg, "trainer", callbacks=[], logger=False)
     finally:
         quiet.setLevel(level)
 
@@ -92,14 +95,15 @@ def _train_rank(cfg: DictConfig) -> dict[str, Any]:
 
 def fit_and_export(cfg: DictConfig) -> dict[str, Any]:
     """Fit, validate once more, export (global rank 0 only) and log the summary; the data set must be built."""
-    datamodule = instantiate(cfg.stage.datamodule)
-    model = instantiate(cfg.model)
+    datamodule = instantiate_node(cfg, "stage.datamodule")
+    model = instantiate_node(cfg, "model")
     # the module's argument that takes the model: `sam` for the SAM stages, a stage may name another (`net`)
-    module = instantiate(cfg.stage.module, **{cfg.stage.get("model_arg", "sam"): model})
+    module = instantiate_node(cfg, "stage.module", **{cfg.stage.get("model_arg", "sam"): model})
     callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.stage.get("callbacks"))
     with job_loggers(cfg) as loggers:
-        trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer: Trainer = instantiate_node(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
+        with config_node(cfg, "stage.module"):  # what the module checks against the data when fit starts
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         names = summary_metrics(cfg)
         metrics = _metrics(trainer, names)
         if cfg.get("final_validate", True) and not trainer.fast_dev_run:

@@ -95,13 +95,16 @@ def test_mixed_with_manual_frames_continues_their_identities(gdino_dir: Path, se
 
 
 def test_missing_model_or_manifest_name_the_key(gdino_dir: Path, seq: Sequence, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"'annotator\.model_dir'"):
+    # the arguments are named; a config names them under its node (annotator.model_dir: tests/test_configs.py)
+    with pytest.raises(ConfigError, match=r"'model_dir'"):
         GroundingDinoAnnotator(None)
-    with pytest.raises(ConfigError, match=r"'annotator\.base\.model_dir'.*not found"):
-        GroundingDinoAnnotator(str(tmp_path / "nowhere"), model_dir_key="annotator.base.model_dir")
+    with pytest.raises(ConfigError, match=r"'model_dir'.*not found"):
+        GroundingDinoAnnotator(str(tmp_path / "nowhere"))
     lone = Sequence(shutil.copytree(seq.root, tmp_path / "alone" / seq.root.name))  # no dataset.yaml beside it
-    with pytest.raises(ConfigError, match=r"'annotator\.text'.*dataset\.yaml"):
+    with pytest.raises(ConfigError, match=r"'text'.*dataset\.yaml"):
         GroundingDinoAnnotator(str(gdino_dir)).start(lone, num_animals=2)
+    with pytest.raises(ConfigError, match=r"'base\.text'.*dataset\.yaml"):  # the mixed method's own argument
+        MixedAnnotator(GroundingDinoAnnotator(str(gdino_dir)), every=3).start(lone, num_animals=2)
     named = GroundingDinoAnnotator(str(gdino_dir), text="rat")
     named.start(lone, num_animals=2)
     assert named.prompt == "rat" and named.num_animals == 2

@@ -1,4 +1,5 @@
-"""SAM 2 video annotator (random-weight SAM 2: arbitrary but deterministic masks) and SAM 2 as SAM-QA's recovery."""
+"""SAM 2 video annotator (random-weight SAM 2: arbitrary but deterministic masks); annotator=samqa_sam2 built from
+its config (SAM-QA's recovery itself: tests/annotate/samqa/test_sam2_recovery.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from samqa_framework.annotate.base import FrameLabels, mask_box
 from samqa_framework.annotate.ground_truth import GroundTruthFrames
 from samqa_framework.annotate.prompts import OraclePrompts
 from samqa_framework.annotate.runner import annotate_sequence
-from samqa_framework.annotate.sam2_video import Sam2VideoAnnotator, samqa_with_sam2_recovery
+from samqa_framework.annotate.sam2_video import Sam2VideoAnnotator
 from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
 from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.sequence import DatasetManifest, Sequence
 from samqa_framework.models.sam2.build import build_sam2_model
 from samqa_framework.models.sam2.image_predictor import Sam2PointPredictor
 from samqa_framework.utils.errors import ConfigError
-from tests.annotate.helpers import GtMaskPredictor
-from tests.annotate.samqa.test_annotator import QA
 from tests.models.helpers_checkpoints import SAM2_CONFIG, SAM2_TEST_SIZE, write_random_sam2_checkpoint
 
 INTERVAL, FRAMES = 5, 12  # chunks 1-5, 6-10, 11-15 (the last one stopped at 12)
@@ -102,24 +101,8 @@ def test_crash_and_resume_inside_a_chunk_gives_the_uninterrupted_labels(video_mo
 
 def test_prompt_interval_is_checked(video_model) -> None:
     for bad in (0, 1.5, True):
-        with pytest.raises(ConfigError, match=r"annotator\.prompt_interval"):
+        with pytest.raises(ConfigError, match=r"'prompt_interval'"):
             Sam2VideoAnnotator(video_model, OraclePrompts(), prompt_interval=bad)
-
-
-def test_samqa_recovers_with_sam2(checkpoint: Path, seq: Sequence, tmp_path: Path) -> None:
-    image_model = build_sam2_model(SAM2_CONFIG, checkpoint, image_size=SAM2_TEST_SIZE)
-    annotator = samqa_with_sam2_recovery(image_model, predictor=GtMaskPredictor(seq, {3: "merge"}),
-                                         prompts=OraclePrompts(), qa=QA)
-    assert isinstance(annotator, SamQaAnnotator) and annotator.name == "samqa+sam2"
-    recovery = annotator.recovery_predictor
-    assert isinstance(recovery, Sam2PointPredictor) and recovery.model is image_model
-    result = annotate_sequence(annotator, seq, tmp_path / "labels", {}, max_frames=4, progress=False)
-    records = list(LabelStore(tmp_path / "labels", {}).records())
-    assert [r.recoveries for r in records[:3]] == [0, 0, 1]  # frame 3's merged masks were recovered ...
-    assert result.counts["recoveries"] >= 1 and recovery.encoder_calls >= 1  # ... by SAM 2
-    with pytest.raises(ConfigError, match=r"annotator\.recovery_predictor"):
-        samqa_with_sam2_recovery(image_model, recovery_predictor=recovery, predictor=recovery,
-                                 prompts=OraclePrompts(), qa=QA)
 
 
 def test_configs_build_with_a_checkpoint(compose_cfg, checkpoint: Path) -> None:

@@ -11,6 +11,7 @@ from lightning.pytorch import Trainer
 
 from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunch
 from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.hydra import config_node
 from tests.cli.helpers import run_cli
 
 DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -32,8 +33,9 @@ def test_ddp_config_starts_its_ranks_in_the_job(compose_cfg, monkeypatch: pytest
 
 def test_ranks_are_started_on_one_node_only(compose_cfg) -> None:
     cfg = compose_cfg("train", [*DDP_CPU, "+trainer.num_nodes=2"])
-    with pytest.raises(ConfigError, match=r"trainer\.num_nodes"):
-        check_single_node(instantiate(cfg.trainer))
+    trainer = instantiate(cfg.trainer)
+    with pytest.raises(ConfigError, match=r"'trainer\.num_nodes'"), config_node(cfg, "trainer"):
+        check_single_node(trainer)
 
 
 @pytest.mark.slow

@@ -111,11 +111,11 @@ def test_missing_or_wrong_folder_names_key_folder_and_type(tmp_path: Path) -> No
     missing = tmp_path / "grounding-dino-tiny"
     with pytest.raises(ConfigError, match="not found") as err:
         GroundingDinoDetector(str(missing))
-    assert err.value.key == "annotator.model_dir" and str(missing) in str(err.value)
+    assert err.value.key == "model_dir" and str(missing) in str(err.value)
     bert = write_hf_folder_of_other_type(tmp_path / "bert")
     with pytest.raises(ConfigError, match=r"'bert' model, not Grounding DINO") as err:
         GroundingDinoDetector(str(bert))
-    assert err.value.key == "annotator.model_dir" and str(bert) in str(err.value)
+    assert err.value.key == "model_dir" and str(bert) in str(err.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"no config\.json"):
         GroundingDinoDetector(str(tmp_path / "empty"))

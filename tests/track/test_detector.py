@@ -126,11 +126,11 @@ def test_detect_yields_every_frame_in_bounded_chunks(trained: tuple[DetectorRun,
 
 
 def test_missing_checkpoint_or_bare_name_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"detector\.model.*nothing is downloaded"):
+    with pytest.raises(ConfigError, match=r"'model'.*nothing is downloaded"):
         YoloDetector(model=str(tmp_path / "yolov8n.pt"))
-    with pytest.raises(ConfigError, match=r"detector\.model"):
+    with pytest.raises(ConfigError, match=r"'model'"):
         YoloDetector(model="yolov8n")  # ultralytics would add .pt and download it
-    with pytest.raises(ConfigError, match=r"detector\.extra"):
+    with pytest.raises(ConfigError, match=r"'extra'"):
         YoloDetector(model="yolov8n.yaml", extra={"plots": True})
     with pytest.raises(DataFormatError, match="weights not found"):
         YoloDetector(model="yolov8n.yaml").detect(tmp_path / "best.pt", [])
@@ -184,7 +184,7 @@ def test_epochs_from_iterations() -> None:
     assert epochs_for_iterations(1, 16, 10_000) == 1
     with pytest.raises(ValueError):
         epochs_for_iterations(0, 16, 100)
-    with pytest.raises(ConfigError, match=r"detector\.iterations"):
+    with pytest.raises(ConfigError, match=r"'iterations'"):
         YoloDetector(model="yolov8n.yaml", iterations=0)
 
 

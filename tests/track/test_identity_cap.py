@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from samqa_framework.data.mot import MotTable
@@ -40,7 +42,7 @@ def test_cap_at_the_animal_count_mends_the_broken_track() -> None:
     tracker = ByteTrack(box_source="detection")
     res = {}
     for cap in (None, 2):
-        pred = tracker.replace(max_ids=cap).track(det.detections(gt, 80, SIZE), SIZE)
+        pred = dataclasses.replace(tracker, max_ids=cap).track(det.detections(gt, 80, SIZE), SIZE)
         res[cap] = (len(pred.ids), evaluate_tables({"s": gt}, {"s": pred}, {"s": 80})[COMBINED])
     assert res[None][0] == 3 and res[2][0] == 2  # without the cap animal 2 comes out of the tunnel as a new id
     assert res[None][1]["IDF1"] < 90

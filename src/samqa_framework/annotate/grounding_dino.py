@@ -10,7 +10,7 @@ import numpy as np
 from samqa_framework.annotate.association import box_iou_matrix, carry_ids
 from samqa_framework.annotate.base import Annotator, FrameLabels, Instance
 from samqa_framework.data.sequence import DatasetManifest, Sequence
-from samqa_framework.models.grounding_dino import KEY, GroundingDinoDetector
+from samqa_framework.models.grounding_dino import GroundingDinoDetector
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 
 
@@ -24,18 +24,17 @@ class GroundingDinoAnnotator(Annotator):
     committed last, so under :class:`~samqa_framework.annotate.manual.MixedAnnotator` the boxes continue the
     identities of the manual frames. The score is the detector's. ``model_dir`` (a local ``save_pretrained``
     folder, nothing is downloaded), ``device``, ``box_threshold`` and ``nms_iou`` go to
-    :class:`~samqa_framework.models.grounding_dino.GroundingDinoDetector`; ``model_dir_key`` is ``model_dir``'s config
-    key, named in its errors.
+    :class:`~samqa_framework.models.grounding_dino.GroundingDinoDetector`.
     """
 
     name = "grounding_dino"
 
     def __init__(self, model_dir: str | os.PathLike[str] | None, text: str | None = None, device: str = "cpu",
                  box_threshold: float = 0.0, nms_iou: float | None = None, min_iou: float = 0.0,
-                 num_animals: int | None = None, model_dir_key: str = KEY) -> None:
+                 num_animals: int | None = None) -> None:
         super().__init__(num_animals)
         self.detector = GroundingDinoDetector(model_dir, device=device, box_threshold=box_threshold,
-                                              nms_iou=nms_iou, key=model_dir_key)
+                                              nms_iou=nms_iou)
         self.text = text
         self.min_iou = float(min_iou)
         self.prompt: str | None = None
@@ -47,7 +46,7 @@ class GroundingDinoAnnotator(Annotator):
             try:
                 manifest = DatasetManifest.read(sequence.root.parent)
             except DataFormatError as exc:
-                missing = "annotator.text" if self.prompt is None else "annotator.num_animals"
+                missing = "text" if self.prompt is None else "num_animals"
                 raise ConfigError(missing, f"not set, and {sequence.name} has no data set manifest to take it "
                                            f"from ({exc})") from exc
             self.prompt = self.prompt if self.prompt is not None else manifest.species

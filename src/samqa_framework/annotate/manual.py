@@ -8,11 +8,12 @@ import numpy as np
 from samqa_framework.annotate.base import Annotator, FrameLabels
 from samqa_framework.annotate.ground_truth import GroundTruthFrames
 from samqa_framework.data.sequence import Sequence
+from samqa_framework.utils.errors import ConfigError
 
 
 def _check_every(every: int) -> int:
     if int(every) != every or every < 1:
-        raise ValueError(f"annotator.every must be an integer >= 1, got {every}")
+        raise ConfigError("every", f"must be an integer >= 1, got {every}")
     return int(every)
 
 
@@ -58,7 +59,10 @@ class MixedAnnotator(Annotator):
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
         super().start(sequence, num_animals)
-        self.base.start(sequence, num_animals)
+        try:
+            self.base.start(sequence, num_animals)
+        except ConfigError as exc:  # the base method's own argument, e.g. its num_animals
+            raise exc.under("base") from exc
         self.manual.start(sequence, num_animals)
 
     def step(self, frame: int, image: np.ndarray) -> FrameLabels:

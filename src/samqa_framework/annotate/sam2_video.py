@@ -1,10 +1,6 @@
-"""SAM 2 as a labelling method (the paper's "SAM 2 (15)" / "SAM 2 (30)" rows), and SAM 2 as SAM-QA's recovery model.
-
-- :class:`Sam2VideoAnnotator`: SAM 2's video predictor, re-prompted with a person's boxes every
-  ``prompt_interval`` frames and propagating them in between.
-- :func:`samqa_with_sam2_recovery`: SAM-QA whose grid-point recovery uses SAM 2's image predictor
-  (``annotator=samqa_sam2``).
-"""
+"""SAM 2 as a labelling method (the paper's "SAM 2 (15)" / "SAM 2 (30)" rows): SAM 2's video predictor,
+re-prompted with a person's boxes every ``prompt_interval`` frames and propagating them in between. (SAM 2 as
+SAM-QA's recovery model: ``annotate/samqa/sam2_recovery.py``.)"""
 
 from __future__ import annotations
 
@@ -21,7 +17,6 @@ from tqdm import tqdm
 from samqa_framework.annotate.base import Annotator, FrameLabels, Instance, instance_from_mask
 from samqa_framework.annotate.prompts import PromptProvider
 from samqa_framework.data.sequence import Sequence
-from samqa_framework.models.sam2.image_predictor import Sam2PointPredictor
 from samqa_framework.models.sam2.video_tracker import Sam2ChunkTracker
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 
@@ -79,7 +74,7 @@ class Sam2VideoAnnotator(Annotator):
                  work_dir: str | os.PathLike[str] | None = None, num_animals: int | None = None) -> None:
         super().__init__(num_animals)
         if isinstance(prompt_interval, bool) or int(prompt_interval) != prompt_interval or prompt_interval < 1:
-            raise ConfigError("annotator.prompt_interval", f"must be an integer >= 1, got {prompt_interval!r}")
+            raise ConfigError("prompt_interval", f"must be an integer >= 1, got {prompt_interval!r}")
         self.prompt_interval = int(prompt_interval)
         self.prompts = prompts
         self.tracker = Sam2ChunkTracker(sam2, work_dir or tempfile.gettempdir(), device)
@@ -138,19 +133,4 @@ class Sam2VideoAnnotator(Annotator):
 
     def close(self) -> None:
         self._close_chunk()
-
-
-def samqa_with_sam2_recovery(sam2: Any, recovery_predictor: Any = None, multimask: bool = False,
-                             **samqa: Any) -> Annotator:
-    """SAM-QA (:class:`~samqa_framework.annotate.samqa.annotator.SamQaAnnotator`, its arguments in ``samqa``)
-    whose recovery prompts SAM 2's image predictor: ``sam2`` from ``build_sam2_model(..., video=False)``.
-    (A factory, so that the SAM 2 settings can sit at ``annotator.sam2`` beside SAM-QA's own arguments.)"""
-    from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
-
-    if recovery_predictor is not None:
-        raise ConfigError("annotator.recovery_predictor", "annotator=samqa_sam2 recovers with the SAM 2 of "
-                                                          "annotator.sam2; leave recovery_predictor null")
-    annotator = SamQaAnnotator(recovery_predictor=Sam2PointPredictor(sam2, multimask=multimask), **samqa)
-    annotator.name = f"{annotator.name}+sam2"
-    return annotator
 

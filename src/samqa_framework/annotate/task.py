@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from samqa_framework.annotate.quality import LabelQuality, format_quality
 from samqa_framework.annotate.runner import AnnotationResult, annotate_sequence
 from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_summary, log_table
 from samqa_framework.utils.objective import mean_over
 
@@ -33,7 +34,8 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
     objective_keys(cfg)  # a typo in the sweep's objective fails now, not after the labelling
     seed_everything(int(cfg.seed), verbose=False)  # random-weight models are the same on a resume
     dataset_dir = Path(cfg.dataset_dir)
-    manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
+    with config_node(cfg, "data"):
+        manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
     if cfg.split not in ("train", "eval"):
         raise ConfigError("split", f"must be train or eval, got {cfg.split!r}")
     sequences = manifest.sequences(dataset_dir, cfg.split)
@@ -44,13 +46,14 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
             raise ConfigError("sequences", f"{unknown} not in the {cfg.split} split of {dataset_dir} "
                               f"({[s.name for s in sequences]})")
         sequences = [s for s in sequences if s.name in wanted]
-    annotator = instantiate(cfg.annotator, _convert_="all")
+    annotator = instantiate_node(cfg, "annotator", _convert_="all")
     results = []
     with job_loggers(cfg) as loggers:
         for seq in sequences:
-            result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name, fingerprint(cfg),
-                                       max_frames=cfg.get("max_frames"), progress=cfg.get("progress", True),
-                                       overlay=cfg.get("overlay", False), num_animals=manifest.num_animals)
+            with config_node(cfg, "annotator"):  # what the method checks when it starts on a sequence
+                result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name, fingerprint(cfg),
+                                           max_frames=cfg.get("max_frames"), progress=cfg.get("progress", True),
+                                           overlay=cfg.get("overlay", False), num_animals=manifest.num_animals)
             results.append(result)
             if result.quality:
                 print(f"\n{seq.name}:\n{format_quality(annotator.name, result.quality)}")

@@ -289,18 +289,16 @@ def sequence_identity(seq: Sequence) -> dict[str, Any]:
 class VideoFramesDataModule(LightningDataModule):
     """Shared: read the manifest, index training and validation frames, build loaders."""
 
-    key_prefix = "stage.datamodule"
-
     def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
                  val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True,
                  vflip: bool = False) -> None:
         super().__init__()
         self.root = Path(root)
         self.image_size = int(image_size)
-        self.every = whole_at_least_one(every, f"{self.key_prefix}.every")
-        self.val_every = whole_at_least_one(val_every, f"{self.key_prefix}.val_every")
+        self.every = whole_at_least_one(every, "every")
+        self.val_every = whole_at_least_one(val_every, "val_every")
         if batch_size < 1:
-            raise ConfigError(f"{self.key_prefix}.batch_size", f"must be >= 1, got {batch_size}")
+            raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.val_batch_size = int(val_batch_size or batch_size)
         self.num_workers = int(num_workers)
@@ -349,7 +347,7 @@ class FramesDataModule(VideoFramesDataModule):
         self.crop = ((tuple(crop.get("scale", (0.5, 1.0))), tuple(crop.get("ratio", (0.75, 4 / 3))))
                      if self.crop_enabled else None)
         if self.crop_enabled and not 0 < self.crop[0][0] <= self.crop[0][1] <= 1:
-            raise ConfigError(f"{self.key_prefix}.crop.scale", f"must be 0 < lo <= hi <= 1, got {self.crop[0]}")
+            raise ConfigError("crop.scale", f"must be 0 < lo <= hi <= 1, got {self.crop[0]}")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -412,7 +410,7 @@ class BoxPromptDataModule(VideoFramesDataModule):
                  box_jitter: float = 0.1, box_jitter_max_px: float = 20.0) -> None:
         super().__init__(root, image_size, every, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
         if box_jitter < 0 or box_jitter_max_px < 0:
-            raise ConfigError(f"{self.key_prefix}.box_jitter", "jitter must not be negative")
+            raise ConfigError("box_jitter", "jitter must not be negative")
         self.box_jitter, self.box_jitter_max_px = float(box_jitter), float(box_jitter_max_px)
 
     def setup(self, stage: str | None = None) -> None:

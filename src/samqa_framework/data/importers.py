@@ -58,11 +58,11 @@ class SleapImporter:
         self.use_predicted = bool(use_predicted)
         self.link_video = bool(link_video)
         self.video_index = int(video_index)
-        for key, value in (("data.margin_frac", self.margin_frac), ("data.margin_px", self.margin_px)):
+        for key, value in (("margin_frac", self.margin_frac), ("margin_px", self.margin_px)):
             if value < 0:
                 raise ConfigError(key, f"must be >= 0, got {value}")
         if self.splits is not None and not self.splits:
-            raise ConfigError("data.splits", "no splits given (leave it unset for first half / second half)")
+            raise ConfigError("splits", "no splits given (leave it unset for first half / second half)")
 
     # -- inputs -----------------------------------------------------------------------------------------
 
@@ -70,14 +70,14 @@ class SleapImporter:
         import sleap_io  # scoped: only this builder needs it
 
         if not self.slp.is_file():
-            raise ConfigError("data.slp", f"SLEAP file not found: {self.slp}")
+            raise ConfigError("slp", f"SLEAP file not found: {self.slp}")
         try:
             labels = sleap_io.load_slp(str(self.slp), open_videos=False)
         except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
             # h5py and sleap-io fail with these on a file that is not a valid .slp: name the file instead
             raise DataFormatError(self.slp, f"cannot read SLEAP labels ({exc.__class__.__name__}: {exc})") from None
         if not 0 <= self.video_index < len(labels.videos):
-            raise ConfigError("data.video_index", f"{self.slp} holds {len(labels.videos)} video(s), "
+            raise ConfigError("video_index", f"{self.slp} holds {len(labels.videos)} video(s), "
                               f"index {self.video_index} does not exist")
         return labels
 
@@ -86,7 +86,7 @@ class SleapImporter:
         next to the .slp (projects are often moved together with their video)."""
         given = self.video if self.video is not None else labels.videos[self.video_index].filename
         if not isinstance(given, str | os.PathLike):
-            raise ConfigError("data.video", f"{self.slp} uses an image-sequence video; set data.video to a "
+            raise ConfigError("video", f"{self.slp} uses an image-sequence video; set it to a "
                               "video file")
         p = Path(given).expanduser()
         candidates = [p] if p.is_absolute() else [p, self.slp.parent / p]
@@ -95,7 +95,7 @@ class SleapImporter:
             if c.is_file():
                 return c.resolve()
         tried = ", ".join(dict.fromkeys(str(c) for c in candidates))
-        raise ConfigError("data.video", f"video {given!r} not found (tried {tried}); set data.video")
+        raise ConfigError("video", f"video {given!r} not found (tried {tried}); set it to the video file")
 
     def _check_splits(self, num_frames: int) -> dict[str, tuple[int, int]]:
         half = num_frames // 2
@@ -103,16 +103,16 @@ class SleapImporter:
         out: dict[str, tuple[int, int]] = {}
         for split, rng in splits.items():
             if len(rng) != 2 or not 0 <= rng[0] < rng[1] <= num_frames:
-                raise ConfigError(f"data.splits.{split}", f"expected a frame range [start, stop) with "
+                raise ConfigError(f"splits.{split}", f"expected a frame range [start, stop) with "
                                   f"0 <= start < stop <= {num_frames} (the video's length), got {list(rng)}")
             if "/" in split or split.startswith("."):
-                raise ConfigError(f"data.splits.{split}", "split names become folder names: no '/' or "
+                raise ConfigError(f"splits.{split}", "split names become folder names: no '/' or "
                                   "leading '.'")
             out[split] = (rng[0], rng[1])
         ranges = sorted(out.values())
         for (a0, a1), (b0, _) in itertools.pairwise(ranges):
             if b0 < a1:  # legal, but frames in two splits leak training data into evaluation
-                log.warning("data.splits: frame ranges [%d, %d) and [%d, ...) overlap", a0, a1, b0)
+                log.warning("splits: frame ranges [%d, %d) and [%d, ...) overlap", a0, a1, b0)
         return out
 
     # -- boxes ------------------------------------------------------------------------------------------
@@ -250,13 +250,13 @@ class MotChallengeImporter:
 
     def _find(self) -> dict[str, Path]:
         if not self.source.is_dir():
-            raise ConfigError("data.source", f"folder not found: {self.source}")
+            raise ConfigError("source", f"folder not found: {self.source}")
         if _looks_like_sequence(self.source):
             return {self.source.resolve().name: self.source.resolve()}
         found = {d.name: d.resolve() for d in sorted(self.source.iterdir())
                  if d.is_dir() and not d.name.startswith(".") and _looks_like_sequence(d)}
         if not found:
-            raise ConfigError("data.source", f"{self.source} is neither a sequence folder (img1/ or a video, "
+            raise ConfigError("source", f"{self.source} is neither a sequence folder (img1/ or a video, "
                               "gt/gt.txt) nor a folder of them")
         return found
 
@@ -274,7 +274,7 @@ class MotChallengeImporter:
     def build(self, out_dir: Path) -> DatasetManifest:
         out_dir = Path(out_dir)
         found = self._find()
-        for key, names in (("data.train", self.train), ("data.eval", self.eval or [])):
+        for key, names in (("train", self.train), ("eval", self.eval or [])):
             unknown = [n for n in names if n not in found]
             if unknown:
                 raise ConfigError(key, f"unknown sequence(s) {unknown}; {self.source} holds {sorted(found)}")
@@ -285,7 +285,7 @@ class MotChallengeImporter:
             root = found[seq_name]
             dest = out_dir / seq_name
             if dest.resolve() == root:
-                raise ConfigError("data.source", f"the output folder {out_dir} is the source itself")
+                raise ConfigError("source", f"the output folder {out_dir} is the source itself")
             info, gt = self._validate(root)
             counts.append(_max_per_frame(gt))
             if info.video and not Path(info.video).is_absolute():

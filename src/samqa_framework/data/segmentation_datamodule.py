@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from samqa_framework.data import rle
 from samqa_framework.data.datamodules import FramesBase, VideoFramesDataModule, whole_at_least_one
 from samqa_framework.data.sequence import Sequence
-from samqa_framework.utils.errors import ConfigError, DataFormatError
+from samqa_framework.utils.errors import DataFormatError
 from samqa_framework.utils.images import as_hw, resize_mask, resize_rgb
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,10 @@ class SegmentationDataModule(VideoFramesDataModule):
     def __init__(self, root: str, image_size: int | Seq[int], num_labelled: int = 112, val_every: int = 10,
                  batch_size: int = 8, val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True,
                  vflip: bool = True) -> None:
-        size = as_hw(image_size, f"{self.key_prefix}.image_size")
+        size = as_hw(image_size, "image_size")
         super().__init__(root, size[0], 1, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
         self.size = size
-        self.num_labelled = whole_at_least_one(num_labelled, f"{self.key_prefix}.num_labelled")
+        self.num_labelled = whole_at_least_one(num_labelled, "num_labelled")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -136,7 +136,7 @@ class SegmentationDataModule(VideoFramesDataModule):
         train, val = self._sequences("train"), self._sequences("eval")
         frames = [(si, f) for si, s in enumerate(train) for f in range(s.info.seq_length)]
         if not frames:
-            raise ConfigError(f"{self.key_prefix}.root", f"the training sequences of {self.root} have no frames")
+            raise DataFormatError(self.root, "the training sequences have no frames")
         refs = [frames[i] for i in evenly_spaced(len(frames), self.num_labelled)]
         if len(refs) < self.num_labelled:
             log.warning("only %d training frames: all are labelled (num_labelled=%d)", len(refs), self.num_labelled)

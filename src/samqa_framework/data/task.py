@@ -13,6 +13,7 @@ from rich.table import Table
 
 from samqa_framework.data.preview import contact_sheet
 from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.utils.hydra import config_node
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ def summarize(root: Path, manifest: DatasetManifest) -> Table:
 def generate(cfg: DictConfig) -> Path:
     """Build the data set of ``cfg.data`` into ``cfg.out_dir``; returns that folder."""
     out_dir = Path(cfg.out_dir)
-    builder = instantiate(cfg.data, _convert_="all")
-    manifest = builder.build(out_dir)
+    with config_node(cfg, "data"):
+        manifest = instantiate(cfg.data, _convert_="all").build(out_dir)
     console = Console(width=max(Console().width, 110))
     console.print(summarize(out_dir, manifest))
     if cfg.get("preview", False):

@@ -19,7 +19,6 @@ from samqa_framework.models.mask_predictor import as_rgb_uint8
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.offline import configure_offline
 
-KEY = "annotator.model_dir"
 MODEL_TYPE = "grounding-dino"
 
 
@@ -31,25 +30,25 @@ def normalize_prompt(text: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
-def check_model_dir(model_dir: str | os.PathLike[str] | None, key: str = KEY) -> Path:
-    """``model_dir`` as a Path, after checking it holds a Grounding DINO model (ConfigError naming ``key`` if not,
-    or if it is None)."""
+def check_model_dir(model_dir: str | os.PathLike[str] | None) -> Path:
+    """``model_dir`` as a Path, after checking it holds a Grounding DINO model (ConfigError naming ``model_dir`` if
+    not, or if it is None)."""
     if model_dir is None:
-        raise ConfigError(key, "no Grounding DINO model folder given (nothing is downloaded); set "
-                               f"{key}=<folder of a save_pretrained Grounding DINO, e.g. grounding-dino-tiny>")
+        raise ConfigError("model_dir", "no Grounding DINO model folder given (nothing is downloaded); set it to the "
+                                       "folder of a save_pretrained Grounding DINO, e.g. grounding-dino-tiny")
     folder = Path(model_dir)
     if not folder.is_dir():
-        raise ConfigError(key, f"Grounding DINO model folder not found: {folder} (nothing is downloaded; save the "
-                               "model and processor there with save_pretrained)")
+        raise ConfigError("model_dir", f"Grounding DINO model folder not found: {folder} (nothing is downloaded; "
+                                       "save the model and processor there with save_pretrained)")
     config = folder / "config.json"
     if not config.is_file():
-        raise ConfigError(key, f"{folder} is not a Hugging Face model folder: no config.json")
+        raise ConfigError("model_dir", f"{folder} is not a Hugging Face model folder: no config.json")
     try:
         model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise ConfigError(key, f"{folder}: cannot read config.json: {exc}") from exc
+        raise ConfigError("model_dir", f"{folder}: cannot read config.json: {exc}") from exc
     if model_type != MODEL_TYPE:
-        raise ConfigError(key, f"{folder} holds a {model_type!r} model, not Grounding DINO ({MODEL_TYPE!r})")
+        raise ConfigError("model_dir", f"{folder} holds a {model_type!r} model, not Grounding DINO ({MODEL_TYPE!r})")
     return folder
 
 
@@ -59,12 +58,11 @@ class GroundingDinoDetector:
     ``box_threshold``: minimum score (a query's highest sigmoid over the prompt's tokens, as Grounding DINO's
     own inference) of a kept box. ``nms_iou``: if set, boxes overlapping a better one by more than this IoU are
     dropped before taking the ``k`` best (off by default: DETR-style queries rarely duplicate).
-    ``key``: the config key of ``model_dir``, named in errors (default ``annotator.model_dir``).
     """
 
     def __init__(self, model_dir: str | os.PathLike[str] | None, device: str = "cpu", box_threshold: float = 0.0,
-                 nms_iou: float | None = None, key: str = KEY) -> None:
-        self.model_dir = check_model_dir(model_dir, key)
+                 nms_iou: float | None = None) -> None:
+        self.model_dir = check_model_dir(model_dir)
         configure_offline()
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
@@ -74,12 +72,12 @@ class GroundingDinoDetector:
         try:
             self.processor = AutoProcessor.from_pretrained(self.model_dir, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ConfigError(key, f"{self.model_dir}: cannot load the Grounding DINO processor (image processor "
-                                   f"and tokenizer): {exc}") from exc
+            raise ConfigError("model_dir", f"{self.model_dir}: cannot load the Grounding DINO processor (image "
+                                           f"processor and tokenizer): {exc}") from exc
         try:
             self.model = GroundingDinoForObjectDetection.from_pretrained(self.model_dir, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ConfigError(key, f"{self.model_dir}: cannot load the Grounding DINO weights: {exc}") from exc
+            raise ConfigError("model_dir", f"{self.model_dir}: cannot load the Grounding DINO weights: {exc}") from exc
         self.model.to(self.device).eval()
 
     def detect(self, frame_bgr: np.ndarray, text: str, k: int,

@@ -15,6 +15,7 @@ from samqa_framework.evaluate.report import format_table, write_report
 from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.track.bytetrack import ByteTrack
 from samqa_framework.track.simulated_detector import SimulatedDetector
+from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_images, log_summary, log_table
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,10 @@ log = logging.getLogger(__name__)
 def demo(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Returns ``{detector: COMBINED metrics over the evaluation sequences}``."""
     dataset_dir = Path(cfg.dataset_dir)
-    manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
+    with config_node(cfg, "data"):
+        manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
     out_dir = Path(cfg.paths.output_dir)
-    tracker: ByteTrack = instantiate(cfg.tracker)
+    tracker: ByteTrack = instantiate_node(cfg, "tracker")
     tracker.save_yaml(out_dir / "tracker.yaml")  # the settings used, loadable by ultralytics' model.track()
     combined: dict[str, dict[str, float]] = {}
     for name, params in cfg.detectors.items():

@@ -10,6 +10,7 @@ Stages talk through files in documented formats (MOT txt, COCO RLE, YOLO folders
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import shutil
@@ -33,7 +34,7 @@ from samqa_framework.study.cache import StageCache, StageResult
 from samqa_framework.study.label_set import read_label_set
 from samqa_framework.training import train
 from samqa_framework.utils.errors import ConfigError
-from samqa_framework.utils.hydra import compose
+from samqa_framework.utils.hydra import compose, config_node, instantiate_node
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +120,14 @@ class StudyJob:
         spec = {"annotator": _plain(annotator_cfg), "data": _plain(cfg.data), "max_frames": cfg.get("max_frames")}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            annotator = instantiate(annotator_cfg, _convert_="all")
+            with config_node(annotator_cfg, ""):  # errors name annotator.<key>
+                annotator = instantiate(annotator_cfg, _convert_="all")
             sequences = {}
             for seq in manifest.sequences(dataset_dir, "train"):
-                res = annotate_sequence(annotator, seq, stage_dir / seq.name, fingerprint=spec,
-                                        max_frames=cfg.get("max_frames"), progress=self.progress,
-                                        num_animals=manifest.num_animals)
+                with config_node(annotator_cfg, ""):  # what the method checks when it starts on a sequence
+                    res = annotate_sequence(annotator, seq, stage_dir / seq.name, fingerprint=spec,
+                                            max_frames=cfg.get("max_frames"), progress=self.progress,
+                                            num_animals=manifest.num_animals)
                 sequences[seq.name] = {"labels_dir": str(res.out_dir), "frames": res.frames, "counts": res.counts,
                                        "quality": res.quality}
             frames = sum(s["frames"] for s in sequences.values())
@@ -161,7 +164,8 @@ class StudyJob:
         spec = {"export": export.key, "detector": _plain(self.cfg.detector), "seed": self.cfg.seed}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            run = self.detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
+            with config_node(self.cfg, "detector"):  # its architecture is looked up when training starts
+                run = self.detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
             return {"weights": str(run.weights), "results_csv": str(run.results_csv), "metrics": run.metrics,
                     "epochs": run.epochs}
 
@@ -198,8 +202,11 @@ class StudyJob:
         variants = {name: {k: manifest.num_animals if val == "num_animals" else val
                            for k, val in (_plain(v) or {}).items()}
                     for name, v in self.cfg.study.tracker_variants.items()}
-        trackers = {name: self.tracker.replace(**changes) for name, changes in variants.items()}
-        spec = {"detect": detections.key, "trackers": {n: t.params() for n, t in trackers.items()}}
+        trackers = {}
+        for name, changes in variants.items():
+            with config_node(self.cfg, f"study.tracker_variants.{name}"):
+                trackers[name] = type(self.tracker).from_config(**{**dataclasses.asdict(self.tracker), **changes})
+        spec = {"detect": detections.key, "trackers": {n: dataclasses.asdict(t) for n, t in trackers.items()}}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             metrics = {}
@@ -226,10 +233,11 @@ class StudyJob:
         if missing:
             raise Skipped(f"set {', '.join(missing)} (a local checkpoint or model folder; nothing is downloaded)")
         # configs are checked before anything is trained: a typo in the tracker config fails now, not in an hour
-        self.tracker = instantiate(cfg.tracker, _convert_="all")
-        self.detector = instantiate(cfg.detector, _convert_="all")
+        self.tracker = instantiate_node(cfg, "tracker", _convert_="all")
+        self.detector = instantiate_node(cfg, "detector", _convert_="all")
         dataset_dir = Path(cfg.dataset_dir)
-        manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
+        with config_node(cfg, "data"):
+            manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
         trained = {key: self.train_model(name).outputs["export"] for name, key in (method.get("needs") or {}).items()}
         annotation = self.annotate(self.annotator_config(trained), manifest, dataset_dir)
         exported = self.export(annotation, manifest, dataset_dir)

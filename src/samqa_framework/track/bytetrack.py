@@ -1,13 +1,14 @@
 """ByteTrack from ultralytics, configured by our ``tracker`` config (the paper's parameters by default).
 
 One ``ByteTrack`` holds the settings; every ``track()`` call builds a fresh ultralytics ``BYTETracker`` (one per
-sequence, so no state or id counter leaks between videos). Two keys are ours, not ultralytics': ``box_source``
+sequence, so no state or id counter leaks between videos). Three keys are ours, not ultralytics': ``box_source``
 (which box a track reports), ``max_ids`` (the known-animal-count identity cap, ``track.identity_cap``) and
 ``nms_iou`` (an extra class-agnostic NMS on the detections before they reach the tracker).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -22,9 +23,8 @@ from ultralytics.utils import YAML, IterableSimpleNamespace
 from samqa_framework.data.mot import MotTable
 from samqa_framework.track.identity_cap import cap_identities
 from samqa_framework.track.runner import BOX_SOURCES, track_detections
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, DataFormatError
 
-CONFIG_KEY = "tracker"  # where the app configs hold these settings; errors name e.g. tracker.track_buffer
 # The paper's association parameters; conf/tracker/bytetrack.yaml spells the same values out for users.
 PAPER = {"track_high_thresh": 0.5, "track_low_thresh": 0.1, "new_track_thresh": 0.9, "match_thresh": 0.9,
          "track_buffer": 120, "fuse_score": False}
@@ -32,38 +32,11 @@ OURS = {"box_source": "kalman", "max_ids": None, "nms_iou": None}
 THRESHOLDS = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh")
 
 
-def _key(name: str) -> str:
-    return f"{CONFIG_KEY}.{name}"
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _validate(params: dict[str, Any]) -> None:
-    for name in THRESHOLDS:
-        value = params[name]
-        if not _is_number(value) or not 0 <= value <= 1 or math.isnan(value):
-            raise ConfigError(_key(name), f"must be a number in [0, 1], got {value!r}")
-    if params["track_low_thresh"] > params["track_high_thresh"]:
-        # ultralytics' second association takes scores in (low, high): with low > high it silently gets nothing
-        raise ConfigError(_key("track_low_thresh"), f"must be <= track_high_thresh "
-                          f"({params['track_high_thresh']}), got {params['track_low_thresh']}")
-    buffer = params["track_buffer"]
-    if not isinstance(buffer, int) or isinstance(buffer, bool) or buffer < 1:
-        raise ConfigError(_key("track_buffer"), f"must be a whole number of frames >= 1, got {buffer!r}")
-    if not isinstance(params["fuse_score"], bool):
-        raise ConfigError(_key("fuse_score"), f"must be true or false, got {params['fuse_score']!r}")
-    if params["box_source"] not in BOX_SOURCES:
-        raise ConfigError(_key("box_source"), f"must be one of {', '.join(BOX_SOURCES)}, got {params['box_source']!r}")
-    cap = params["max_ids"]
-    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
-        raise ConfigError(_key("max_ids"), f"must be null (no cap) or a whole number >= 1, got {cap!r}")
-    nms = params["nms_iou"]
-    if nms is not None and (not _is_number(nms) or not 0 < nms <= 1):
-        raise ConfigError(_key("nms_iou"), f"must be null (off) or a number in (0, 1], got {nms!r}")
-
-
+@dataclasses.dataclass(frozen=True)
 class ByteTrack:
     """ByteTrack's settings, and ``track()`` to run it over one sequence's detections.
 
@@ -71,58 +44,53 @@ class ByteTrack:
     ``detection`` the matched detection's own box. ``max_ids``: null, or the known number of animals
     (identities beyond it are mapped back onto lost ones, see ``track.identity_cap``).
     A lost track is kept for ``track_buffer`` frames (this ultralytics version does not scale it by fps).
+    Frozen, so that a tracker shared by several study variants cannot drift: ``dataclasses.replace`` makes a
+    variant (checked like the constructor).
     """
 
-    def __init__(self, *, track_high_thresh: float = PAPER["track_high_thresh"],
-                 track_low_thresh: float = PAPER["track_low_thresh"],
-                 new_track_thresh: float = PAPER["new_track_thresh"], match_thresh: float = PAPER["match_thresh"],
-                 track_buffer: int = PAPER["track_buffer"], fuse_score: bool = PAPER["fuse_score"],
-                 box_source: str = OURS["box_source"], max_ids: int | None = OURS["max_ids"],
-                 nms_iou: float | None = OURS["nms_iou"],
-                 **unknown: Any) -> None:
-        # Taken and refused here (not left to Python's TypeError) so that a typo in a user's tracker yaml names
-        # the key and the valid ones, when the tracker is built, i.e. before any training starts.
+    track_high_thresh: float = PAPER["track_high_thresh"]
+    track_low_thresh: float = PAPER["track_low_thresh"]
+    new_track_thresh: float = PAPER["new_track_thresh"]
+    match_thresh: float = PAPER["match_thresh"]
+    track_buffer: int = PAPER["track_buffer"]
+    fuse_score: bool = PAPER["fuse_score"]
+    box_source: str = OURS["box_source"]
+    max_ids: int | None = OURS["max_ids"]
+    nms_iou: float | None = OURS["nms_iou"]
+
+    def __post_init__(self) -> None:
+        for name in THRESHOLDS:
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value <= 1 or math.isnan(value):
+                raise ConfigError(name, f"must be a number in [0, 1], got {value!r}")
+        if self.track_low_thresh > self.track_high_thresh:
+            # ultralytics' second association takes scores in (low, high): with low > high it silently gets nothing
+            raise ConfigError("track_low_thresh", f"must be <= track_high_thresh ({self.track_high_thresh}), got "
+                                                  f"{self.track_low_thresh}")
+        buffer = self.track_buffer
+        if not isinstance(buffer, int) or isinstance(buffer, bool) or buffer < 1:
+            raise ConfigError("track_buffer", f"must be a whole number of frames >= 1, got {buffer!r}")
+        if not isinstance(self.fuse_score, bool):
+            raise ConfigError("fuse_score", f"must be true or false, got {self.fuse_score!r}")
+        if self.box_source not in BOX_SOURCES:
+            raise ConfigError("box_source", f"must be one of {', '.join(BOX_SOURCES)}, got {self.box_source!r}")
+        cap = self.max_ids
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+            raise ConfigError("max_ids", f"must be null (no cap) or a whole number >= 1, got {cap!r}")
+        nms = self.nms_iou
+        if nms is not None and (not _is_number(nms) or not 0 < nms <= 1):
+            raise ConfigError("nms_iou", f"must be null (off) or a number in (0, 1], got {nms!r}")
+
+    @classmethod
+    def from_config(cls, **settings: Any) -> ByteTrack:
+        """The tracker of a config's settings (``conf/tracker``'s target): a key that is no setting is refused by
+        name, with the valid ones (not left to Python's TypeError), when the tracker is built, i.e. before any
+        training starts."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(known))
         if unknown:
-            name = sorted(unknown)[0]
-            raise ConfigError(_key(name), f"unknown key; known keys: {', '.join([*PAPER, *OURS])}")
-        params = {"track_high_thresh": track_high_thresh, "track_low_thresh": track_low_thresh,
-                  "new_track_thresh": new_track_thresh, "match_thresh": match_thresh, "track_buffer": track_buffer,
-                  "fuse_score": fuse_score, "box_source": box_source, "max_ids": max_ids,
-                  "nms_iou": nms_iou}
-        _validate(params)
-        for name, value in params.items():
-            object.__setattr__(self, name, value)
-
-    # The settings are read-only, so that a tracker shared by several study variants cannot drift; use replace().
-    track_high_thresh: float
-    track_low_thresh: float
-    new_track_thresh: float
-    match_thresh: float
-    track_buffer: int
-    fuse_score: bool
-    box_source: str
-    max_ids: int | None
-    nms_iou: float | None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"ByteTrack settings are read-only; use replace({name}=...)")
-
-    def params(self) -> dict[str, Any]:
-        """Every setting (ultralytics' and ours), as the config spells them."""
-        return {name: getattr(self, name) for name in (*PAPER, *OURS)}
-
-    def replace(self, **changes: Any) -> ByteTrack:
-        """A copy with some settings changed (checked like the constructor), e.g. ``replace(max_ids=2)``."""
-        return ByteTrack(**{**self.params(), **changes})
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ByteTrack) and other.params() == self.params()
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.params().items()))
-
-    def __repr__(self) -> str:
-        return f"ByteTrack({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+            raise ConfigError(unknown[0], f"unknown key; known keys: {', '.join(known)}")
+        return cls(**settings)
 
     def ultralytics_args(self) -> dict[str, Any]:
         """Exactly the namespace given to ultralytics' ``BYTETracker`` (its tracker yaml's keys)."""
@@ -139,7 +107,7 @@ class ByteTrack:
 
     def save_yaml(self, path: str | os.PathLike[str]) -> Path:
         """Write the settings as an ultralytics tracker yaml (``model.track(tracker=path)`` accepts it) with our
-        two keys after them; ultralytics ignores those, so its own ``track()`` applies neither."""
+        own keys after them; ultralytics ignores those, so its own ``track()`` applies none of them."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         ours = yaml.safe_dump({k: getattr(self, k) for k in OURS}, sort_keys=False)
@@ -155,8 +123,11 @@ class ByteTrack:
         data = YAML.load(path)
         kind = data.pop("tracker_type", "bytetrack")
         if kind != "bytetrack":
-            raise ConfigError(_key("tracker_type"), f"{path}: only bytetrack is supported, got {kind!r}")
-        return cls(**data)
+            raise DataFormatError(path, f"tracker_type: only bytetrack is supported, got {kind!r}")
+        try:
+            return cls.from_config(**data)
+        except ConfigError as exc:  # the file is at fault, not a config
+            raise DataFormatError(path, f"{exc.key}: {exc.message}") from exc
 
 
 def _suppress(detections: Iterable[tuple[int, np.ndarray]], iou: float) -> Iterator[tuple[int, np.ndarray]]:

@@ -29,7 +29,6 @@ from samqa_framework.utils.offline import configure_offline
 
 log = logging.getLogger(__name__)
 
-KEY = "detector"
 # Set by our own code: the run folder, offline-ness and the prediction-only keys must not be overridden by `extra`.
 _RESERVED = {"model", "data", "task", "mode", "project", "name", "exist_ok", "save_dir", "plots", "resume",
              "epochs", "conf", "iou", "max_det", "batch", "imgsz", "device", "verbose"}
@@ -87,17 +86,17 @@ class YoloDetector:
                  verbose: bool = True, threads: int | None = None, extra: Mapping[str, Any] | None = None) -> None:
         self.model = self._check_model(str(model))
         if threads is not None and (int(threads) != threads or threads < 1):
-            raise ConfigError(f"{KEY}.threads", f"must be a whole number >= 1 or null, got {threads}")
+            raise ConfigError("threads", f"must be a whole number >= 1 or null, got {threads}")
         self.threads = None if threads is None else int(threads)
         for key, value in (("imgsz", imgsz), ("epochs", epochs), ("batch", batch), ("max_det", max_det),
                            ("predict_batch", predict_batch)):
             if int(value) != value or value < 1:
-                raise ConfigError(f"{KEY}.{key}", f"must be a whole number >= 1, got {value}")
+                raise ConfigError(key, f"must be a whole number >= 1, got {value}")
         if iterations is not None and (int(iterations) != iterations or iterations < 1):
-            raise ConfigError(f"{KEY}.iterations", f"must be a whole number >= 1 or null, got {iterations}")
+            raise ConfigError("iterations", f"must be a whole number >= 1 or null, got {iterations}")
         for key, value in (("conf", conf), ("iou", iou)):
             if not 0 <= value <= 1:
-                raise ConfigError(f"{KEY}.{key}", f"must be in [0, 1], got {value}")
+                raise ConfigError(key, f"must be in [0, 1], got {value}")
         self.imgsz, self.epochs, self.batch = int(imgsz), int(epochs), int(batch)
         self.iterations = None if iterations is None else int(iterations)
         self.train_args: dict[str, Any] = {
@@ -107,7 +106,7 @@ class YoloDetector:
             "deterministic": bool(deterministic), "amp": amp, "patience": int(patience)}
         taken = sorted((_RESERVED | set(self.train_args)) & set(extra or {}))
         if taken:
-            raise ConfigError(f"{KEY}.extra", f"{taken} are set by the detector itself (use its own keys)")
+            raise ConfigError("extra", f"{taken} are set by the detector itself (use its own keys)")
         self.train_args.update(extra or {})
         # "0,1" on Hydra's command line is a sweep: several GPUs come as a list, ultralytics takes "0,1"
         self.device = ",".join(map(str, device)) if isinstance(device, list | tuple) else device
@@ -120,11 +119,11 @@ class YoloDetector:
         suffix = Path(model).suffix.lower()
         if suffix == ".pt":
             if not Path(model).is_file():
-                raise ConfigError(f"{KEY}.model", f"checkpoint {model} not found; nothing is downloaded: give the "
-                                  "path of a local .pt, or an architecture yaml such as yolov8n.yaml (random init)")
+                raise ConfigError("model", f"checkpoint {model} not found; nothing is downloaded: give the path of a "
+                                           "local .pt, or an architecture yaml such as yolov8n.yaml (random init)")
         elif suffix not in (".yaml", ".yml"):  # ultralytics would add .pt and try to download it
-            raise ConfigError(f"{KEY}.model", f"{model!r} is neither a local .pt checkpoint nor an architecture "
-                              "yaml (e.g. yolov8n.yaml)")
+            raise ConfigError("model", f"{model!r} is neither a local .pt checkpoint nor an architecture yaml "
+                                       "(e.g. yolov8n.yaml)")
         return model
 
     # -- training -------------------------------------------------------------------------------------------------
@@ -179,8 +178,8 @@ class YoloDetector:
         try:
             yaml_model_load(self.model)
         except FileNotFoundError:
-            raise ConfigError(f"{KEY}.model", f"architecture {self.model!r} is neither a file nor one of "
-                              "ultralytics' model yamls (e.g. yolov8n.yaml, yolov8m.yaml)") from None
+            raise ConfigError("model", f"architecture {self.model!r} is neither a file nor one of ultralytics' "
+                                       "model yamls (e.g. yolov8n.yaml, yolov8m.yaml)") from None
 
     # -- detection ------------------------------------------------------------------------------------------------
 

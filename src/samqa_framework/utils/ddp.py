@@ -28,7 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.utils.errors import ConfigError, SamqaError
-from samqa_framework.utils.hydra import job_config
+from samqa_framework.utils.hydra import job_config, located_error
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,12 @@ def _rank_main(local_rank: int, fn: Callable[[DictConfig], Any], plain: dict, np
         fmt = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
         logging.basicConfig(level=logging.INFO, format=fmt,
                             handlers=[logging.StreamHandler(), *(logging.FileHandler(f) for f in log_files)])
+    cfg = OmegaConf.create(plain)
     try:
-        out = fn(OmegaConf.create(plain))
+        out = fn(cfg)
     except Exception as exc:
-        cause = exc if isinstance(exc, SamqaError) else exc.__cause__  # instantiate() wraps a constructor's error
-        if isinstance(cause, SamqaError):
+        cause = located_error(exc, cfg)
+        if cause is not None:
             results.put(("error", str(cause), getattr(cause, "exit_code", 1)))
         raise  # a non-zero exit, so that the other ranks are stopped rather than left waiting for this one
     if local_rank == 0:
@@ -114,8 +115,8 @@ def _rank_main(local_rank: int, fn: Callable[[DictConfig], Any], plain: dict, np
 
 
 def check_single_node(trainer: Trainer) -> None:
-    """Ranks started here are on this machine only."""
+    """Ranks started here are on this machine only (a ``ConfigError`` names the trainer's ``num_nodes``)."""
     if trainer.num_nodes > 1:
-        raise ConfigError("trainer.num_nodes", f"{trainer.num_nodes} nodes: multi-node DDP needs a launcher that "
-                          "starts the ranks on every node (SLURM: hydra/launcher=slurm with hydra.launcher.nodes "
-                          "and tasks_per_node = trainer.devices)")
+        raise ConfigError("num_nodes", f"{trainer.num_nodes} nodes: multi-node DDP needs a launcher that starts the "
+                                       "ranks on every node (SLURM: hydra/launcher=slurm with its nodes, and its "
+                                       "tasks_per_node equal to the trainer's devices)")

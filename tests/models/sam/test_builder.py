@@ -53,7 +53,7 @@ def test_sam_forward_with_a_box_gives_masks_at_input_size() -> None:
 def test_image_size_differing_from_encoder_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as err:
         build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64), image_size=128)
-    assert err.value.key == "model.image_size"
+    assert err.value.key == "image_size"  # the argument; under a config: model.image_size
 
 
 def test_builder_loads_checkpoint(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_builder_loads_checkpoint(tmp_path: Path) -> None:
     assert torch.equal(dst.mask_decoder.iou_token.weight, src.mask_decoder.iou_token.weight)
 
 
-def test_builder_missing_checkpoint_names_model_checkpoint(tmp_path: Path) -> None:
+def test_builder_missing_checkpoint_names_the_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64), checkpoint=tmp_path / "missing.pth")
-    assert err.value.key == "model.checkpoint"
+    assert err.value.key == "checkpoint"

@@ -89,7 +89,7 @@ def test_official_vit_b_file_into_student_names_missing_and_unexpected_keys(sam_
     with pytest.raises(ConfigError) as err:
         load_checkpoint(sam, sam_vit_b_file)
     msg = str(err.value)
-    assert err.value.key == "model.checkpoint"
+    assert err.value.key == "checkpoint"
     assert "missing keys (image_encoder.trunk." in msg
     assert "unexpected keys (image_encoder.blocks." in msg
     assert "shape mismatches (image_encoder.neck.0.weight: file (256, 768, 1, 1) vs model (256, 320, 1, 1)" in msg
@@ -194,7 +194,7 @@ def test_export_metadata_mismatch_names_the_encoder(tmp_path: Path) -> None:
     path = export_sam_state_dict(_tiny("tiny_vit_5m_224"), tmp_path / "student.pth")
     with pytest.raises(ConfigError, match="model_name='tiny_vit_5m_224'") as err:
         load_checkpoint(_tiny("tiny_vit_11m_224"), path)
-    assert err.value.key == "model.checkpoint"
+    assert err.value.key == "checkpoint"
 
 
 def test_lightning_checkpoint_with_student_prefix(tmp_path: Path) -> None:
@@ -218,10 +218,10 @@ def test_lightning_checkpoint_with_other_prefixes(tmp_path: Path, prefix: str) -
 # ------------------------------------------------------------------------------------------------ errors
 
 
-def test_missing_file_names_model_checkpoint(tmp_path: Path) -> None:
+def test_missing_file_names_the_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found") as err:
         load_checkpoint(_tiny(), tmp_path / "nope.pth")
-    assert err.value.key == "model.checkpoint" and "nope.pth" in str(err.value)
+    assert err.value.key == "checkpoint" and "nope.pth" in str(err.value)
 
 
 def test_unreadable_file_is_a_data_format_error(tmp_path: Path) -> None:
@@ -251,4 +251,4 @@ def test_plain_state_dict_of_other_student_lists_shape_mismatches(tmp_path: Path
 def test_unknown_format_names_checkpoint_format(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_checkpoint(_tiny(), tmp_path / "x.pth", "onnx")
-    assert err.value.key == "model.checkpoint_format"
+    assert err.value.key == "checkpoint_format"

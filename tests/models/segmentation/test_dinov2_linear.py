@@ -35,9 +35,9 @@ def test_loading_twice_gives_the_same_backbone(tiny_dinov2: Path) -> None:
 
 
 def test_bad_backbone_folders_name_the_key_and_folder(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"model\.backbone_path.*not set"):
+    with pytest.raises(ConfigError, match=r"'backbone_path'.*not set"):  # under a config: model.backbone_path
         Dinov2LinearHead(None)
-    with pytest.raises(ConfigError, match=r"model\.backbone_path.*not found: .*nowhere"):
+    with pytest.raises(ConfigError, match=r"'backbone_path'.*not found: .*nowhere"):
         Dinov2LinearHead(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"no config\.json"):
@@ -49,7 +49,7 @@ def test_bad_backbone_folders_name_the_key_and_folder(tmp_path: Path) -> None:
 
 
 def test_input_size_must_be_a_multiple_of_the_patch(tiny_dinov2: Path) -> None:
-    with pytest.raises(ConfigError, match=r"model\.image_size.*60.*patch size 8"):
+    with pytest.raises(ConfigError, match=r"'image_size'.*60.*patch size 8"):
         Dinov2LinearHead(tiny_dinov2, image_size=60)
     net = Dinov2LinearHead(tiny_dinov2)
     with pytest.raises(ValueError, match="multiple of DINOv2's patch size 8"):

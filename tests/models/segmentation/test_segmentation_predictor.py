@@ -58,10 +58,10 @@ def test_export_then_load_rebuilds_the_same_net(tmp_path: Path) -> None:
 
 
 def test_missing_or_mismatched_weights_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"annotator\.checkpoint.*not found: .*nope\.pt"):
+    with pytest.raises(ConfigError, match=r"'checkpoint'.*not found: .*nope\.pt"):
         SegmentationPredictor.load(tmp_path / "nope.pt", model=UNET, image_size=64)
-    with pytest.raises(ConfigError, match=r"annotator\.seg_weights.*not set"):
-        SegmentationPredictor.load(None, key="annotator.seg_weights")
+    with pytest.raises(ConfigError, match=r"'checkpoint'.*not set"):
+        SegmentationPredictor.load(None)
     torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="records no model config"):
         SegmentationPredictor.load(tmp_path / "other.pt")
@@ -69,7 +69,7 @@ def test_missing_or_mismatched_weights_are_clear_errors(tmp_path: Path) -> None:
         SegmentationPredictor.load(tmp_path / "other.pt", model=UNET, image_size=64)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataFormatError, match=r"junk\.pt"):
-        load_segmentation_state(nn.Linear(2, 2), tmp_path / "junk.pt", "k")
+        load_segmentation_state(nn.Linear(2, 2), tmp_path / "junk.pt")
 
 
 def test_input_size_checks_name_the_key() -> None:

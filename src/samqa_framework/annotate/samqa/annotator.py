@@ -15,6 +15,7 @@ from samqa_framework.annotate.samqa.checks import failing_ids
 from samqa_framework.annotate.samqa.cleanup import CleanupParams, clean_mask, separate_masks
 from samqa_framework.annotate.samqa.recovery import recovery_prompt
 from samqa_framework.data.sequence import Sequence
+from samqa_framework.utils.errors import ConfigError
 
 
 class MaskPredictor(Protocol):
@@ -53,9 +54,11 @@ class SamQaAnnotator(Annotator):
         self.recovery_predictor = recovery_predictor or predictor
         self.prompts = prompts
         self.overlap_thresh = float(qa["overlap_thresh"])
+        if not 0 <= self.overlap_thresh <= 1:
+            raise ConfigError("qa.overlap_thresh", f"must be a mask IoU in [0, 1], got {qa['overlap_thresh']}")
         self.size_ratio = tuple(float(v) for v in qa["size_ratio"])
         if len(self.size_ratio) != 2 or not 0 <= self.size_ratio[0] <= 1 <= self.size_ratio[1]:
-            raise ValueError(f"qa.size_ratio must be [lo, hi] with lo <= 1 <= hi, got {list(qa['size_ratio'])}")
+            raise ConfigError("qa.size_ratio", f"must be [lo, hi] with lo <= 1 <= hi, got {list(qa['size_ratio'])}")
         self.recovery = bool(qa.get("recovery", True))
         self.grid = int(qa.get("recovery_grid", 4))
         self.cleanup = CleanupParams(**dict(qa.get("cleanup") or {}))
@@ -65,7 +68,7 @@ class SamQaAnnotator(Annotator):
         self.probe_lost = bool(qa.get("probe_lost", True))
         self.refine_passes = int(qa.get("refine_passes", 0))
         if self.refine_passes < 0:
-            raise ValueError(f"qa.refine_passes must be >= 0, got {qa['refine_passes']}")
+            raise ConfigError("qa.refine_passes", f"must be >= 0, got {qa['refine_passes']}")
         self.size = (0, 0)
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:

@@ -30,8 +30,6 @@ from samqa_framework.models.segmentation.predictor import SegmentationPredictor
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import CONFIG_DIR
 
-KEY = "annotator.checkpoint"
-
 
 class HeatmapPredictor(Protocol):
     """``SegmentationPredictor``: (H, W) float foreground-minus-background logit of a (H, W, 3) uint8 BGR frame."""
@@ -69,15 +67,17 @@ class WatershedAnnotator(Annotator):
                  name: str = "watershed") -> None:
         super().__init__(num_animals)
         if self.num_animals is not None and self.num_animals < 1:
-            raise ConfigError("annotator.num_animals", f"must be >= 1 (or null: the data set's count), got "
-                                                       f"{num_animals}")
+            raise ConfigError("num_animals", f"must be >= 1 (or null: the data set's count), got {num_animals}")
         if not 0.0 <= float(min_iou) < 1.0:
-            raise ConfigError("annotator.min_iou", f"must be in [0, 1), got {min_iou}")
+            raise ConfigError("min_iou", f"must be in [0, 1), got {min_iou}")
         if int(memory) != memory or memory < 0:
-            raise ConfigError("annotator.memory", f"must be a whole number of frames >= 0, got {memory}")
+            raise ConfigError("memory", f"must be a whole number of frames >= 0, got {memory}")
         self.predictor = predictor
-        self.params = (postprocess if isinstance(postprocess, WatershedParams)
-                       else WatershedParams.from_mapping(dict(postprocess or {})))
+        try:
+            self.params = (postprocess if isinstance(postprocess, WatershedParams)
+                           else WatershedParams.from_mapping(dict(postprocess or {})))
+        except ConfigError as exc:
+            raise exc.under("postprocess") from exc
         self.min_iou = float(min_iou)
         self.memory = int(memory)
         self.lost: dict[int, tuple[int, Instance]] = {}  # identity -> (frame last seen, its instance there)
@@ -87,26 +87,25 @@ class WatershedAnnotator(Annotator):
     def from_checkpoint(cls, checkpoint: str | os.PathLike[str] | None, net: str,
                         postprocess: WatershedParams | Mapping[str, Any] | None = None,
                         num_animals: int | None = None, min_iou: float = 0.0, memory: int = 30, device: str = "cpu",
-                        name: str | None = None, checkpoint_key: str = KEY) -> WatershedAnnotator:
+                        name: str | None = None) -> WatershedAnnotator:
         """Load the segmentation net exported by ``samqa-train stage=segmentation model=<net>`` from ``checkpoint``.
 
         ``net``: the model config the export must hold (``conf/model/<net>.yaml``), so that a run named
-        ``watershed_unet`` cannot label with a DeepLabv3 by mistake. ``checkpoint_key`` names the config key in
-        errors (``annotator.base.checkpoint`` when the annotator is nested, as in the mixed configs).
+        ``watershed_unet`` cannot label with a DeepLabv3 by mistake.
         """
         hint = (f"the weights exported by `samqa-train stage=segmentation model={net} data=<data set>` "
                 f"(its last line: model: .../seg_{net}.pt)")
         if checkpoint is None or str(checkpoint).strip() == "":
-            raise ConfigError(checkpoint_key, f"not set: {hint}")
-        _check_net(checkpoint, net, checkpoint_key, hint)
-        predictor = SegmentationPredictor.load(checkpoint, device=device, key=checkpoint_key)
+            raise ConfigError("checkpoint", f"not set: {hint}")
+        _check_net(checkpoint, net, hint)
+        predictor = SegmentationPredictor.load(checkpoint, device=device)
         return cls(predictor, postprocess, num_animals, min_iou, memory, name or f"watershed_{net}")
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
         super().start(sequence, num_animals)
         if self.num_animals is None:
-            raise ConfigError("annotator.num_animals", f"not set and {sequence.name}'s data set records no count: "
-                                                       "set the number of animals to split the foreground into")
+            raise ConfigError("num_animals", f"not set and {sequence.name}'s data set records no count: "
+                                             "set the number of animals to split the foreground into")
         self.lost = {}
 
     def commit(self, labels: FrameLabels) -> None:
@@ -151,17 +150,17 @@ class WatershedAnnotator(Annotator):
         return ids
 
 
-def _check_net(checkpoint: str | os.PathLike[str], net: str, key: str, hint: str) -> None:
+def _check_net(checkpoint: str | os.PathLike[str], net: str, hint: str) -> None:
     """The export's recorded model (sidecar) must be ``conf/model/<net>.yaml``'s net (same ``_target_``)."""
     expected_file = CONFIG_DIR / "model" / f"{net}.yaml"
     if not expected_file.is_file():
         known = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
-        raise ConfigError("annotator.net", f"no model config {net!r} (known: {', '.join(known)})")
+        raise ConfigError("net", f"no model config {net!r} (known: {', '.join(known)})")
     if not os.path.isfile(checkpoint):
         return  # SegmentationPredictor.load names the missing file
     recorded = ((export_info(checkpoint).get("meta") or {}).get("model") or {}).get("_target_")
     expected = (yaml.safe_load(expected_file.read_text()) or {}).get("_target_")
     if recorded and expected and recorded != expected:
-        raise ConfigError(key, f"{checkpoint} holds a {recorded.rsplit('.', 1)[-1]}, not the {net} "
-                               f"({expected.rsplit('.', 1)[-1]}) this annotator is for: pass {hint}, or pick the "
-                               f"annotator of that net")
+        raise ConfigError("checkpoint", f"{checkpoint} holds a {recorded.rsplit('.', 1)[-1]}, not the {net} "
+                                        f"({expected.rsplit('.', 1)[-1]}) this annotator is for: pass {hint}, or "
+                                        "pick the annotator of that net")

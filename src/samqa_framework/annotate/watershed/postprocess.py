@@ -39,7 +39,6 @@ from sklearn.mixture import GaussianMixture
 
 from samqa_framework.utils.errors import ConfigError
 
-KEY = "postprocess"
 REFINE = ("gmm", "kmeans", "none")
 _COV_REG = 1.0  # px^2 added to each segment's covariance: a thin or tiny segment still gives a valid Gaussian
 
@@ -63,7 +62,7 @@ class WatershedParams:
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
-            return ConfigError(f"{KEY}.{name}", f"{rule}, got {getattr(self, name)!r}")
+            return ConfigError(name, f"{rule}, got {getattr(self, name)!r}")
 
         if not math.isfinite(float(self.threshold)):
             raise bad("threshold", "must be a finite number")
@@ -90,7 +89,7 @@ class WatershedParams:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"{KEY}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(known))})")
+            raise ConfigError(unknown[0], f"unknown key (known: {', '.join(sorted(known))})")
         return cls(**values)
 
 
@@ -192,7 +191,7 @@ def refine_segments(labels: np.ndarray, method: str, max_fit_pixels: int = 20000
                     random_state: int = 0) -> np.ndarray:
     """Re-assign the labelled pixels by clustering their coordinates, initialised from the segments (step 7)."""
     if method not in REFINE:
-        raise ConfigError(f"{KEY}.refine", f"must be one of {', '.join(REFINE)}, got {method!r}")
+        raise ConfigError("method", f"must be one of {', '.join(REFINE)}, got {method!r}")
     ids = np.unique(labels[labels > 0])
     if method == "none" or len(ids) < 2:
         return labels

@@ -65,21 +65,21 @@ class SyntheticDatasetBuilder:
                  min_visibility: float = 0.25) -> None:
         sizes = _plain(sizes)
         if size not in sizes:
-            raise ConfigError("data.size", f"unknown size {size!r}; choose one of {sorted(sizes)}")
+            raise ConfigError("size", f"unknown size {size!r}; choose one of {sorted(sizes)}")
         if video_format not in ("mp4", "img1"):
-            raise ConfigError("data.video_format", f"must be 'mp4' or 'img1', got {video_format!r}")
+            raise ConfigError("video_format", f"must be 'mp4' or 'img1', got {video_format!r}")
         if num_animals < 1:
-            raise ConfigError("data.num_animals", f"must be at least 1, got {num_animals}")
+            raise ConfigError("num_animals", f"must be at least 1, got {num_animals}")
         self.name, self.species, self.num_animals, self.seed = name, species, int(num_animals), int(seed)
         self.size = dict(sizes[size])
         for key in ("width", "height", "fps", "train_frames", "eval_frames"):
             if key not in self.size:
-                raise ConfigError(f"data.sizes.{size}.{key}", "missing")
+                raise ConfigError(f"sizes.{size}.{key}", "missing")
         self.scene_cfg = _plain(scene)
         try:
             self.scene = SceneSpec.from_dict(self.scene_cfg)
         except ValueError as exc:
-            raise ConfigError("data.scene", str(exc)) from None
+            raise ConfigError("scene", str(exc)) from None
         self.video_format = video_format
         self.min_visibility = float(min_visibility)
 

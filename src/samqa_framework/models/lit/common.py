@@ -37,7 +37,7 @@ def check_finite(loss: torch.Tensor, module: LightningModule, batch_idx: int, pa
     raise TrainingDivergedError(
         f"non-finite training loss ({float(loss.detach()):g}) at global step {module.global_step}, epoch "
         f"{module.current_epoch}, batch index {batch_idx}" + (f" ({detail})" if detail else "")
-        + ": lower stage.module.optimizer.lr, raise trainer.gradient_clip_val or check the data")
+        + ": lower the optimizer's lr, raise the trainer's gradient_clip_val or check the data")
 
 
 def from_all_ranks(module: LightningModule, value: Any) -> list[Any]:
@@ -59,12 +59,35 @@ def _parts(named: Iterable[tuple[str, nn.Parameter]]) -> dict[str, list[tuple[st
     return groups
 
 
+def check_training_settings(optimizer: Mapping[str, Any], scheduler: Mapping[str, Any]) -> None:
+    """A training module's ``optimizer`` and ``scheduler`` arguments, checked when the module is built rather than
+    when Lightning first asks for the optimiser (errors name ``optimizer.lr``, ``scheduler.name``)."""
+    for name, settings, check in (("optimizer", optimizer, _check_optimizer),
+                                  ("scheduler", scheduler, _check_scheduler)):
+        try:
+            check(settings)
+        except ConfigError as exc:
+            raise exc.under(name) from exc
+
+
+def _check_optimizer(cfg: Mapping[str, Any]) -> float:
+    lr = float(cfg.get("lr", 1e-3))
+    if not lr > 0:
+        raise ConfigError("lr", f"must be positive, got {lr}")
+    return lr
+
+
+def _check_scheduler(cfg: Mapping[str, Any]) -> str:
+    name = str(cfg.get("name", "cosine"))
+    if name not in ("cosine", "constant"):
+        raise ConfigError("name", f"must be 'cosine' or 'constant', got {name!r}")
+    return name
+
+
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     """AdamW over ``model``'s trainable parameters, one group per top-level child (x its ``lr_scale``) and
     decay / no-decay."""
-    lr = float(cfg.get("lr", 1e-3))
-    if not lr > 0:
-        raise ConfigError("stage.module.optimizer.lr", f"must be positive, got {lr}")
+    lr = _check_optimizer(cfg)
     wd = float(cfg.get("weight_decay", 0.0))
     scales = dict(cfg.get("lr_scale") or {})
     groups = []
@@ -76,7 +99,7 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
             if ps:
                 groups.append({"params": ps, "lr": lr * scale, "weight_decay": w, "name": part + suffix})
     if not groups:
-        raise ConfigError("stage.module", "no trainable parameters (is everything frozen?)")
+        raise ValueError(f"{type(model).__name__} has no trainable parameters (is everything frozen?)")
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.get("betas", (0.9, 0.999))),
                              eps=float(cfg.get("eps", 1e-8)), weight_decay=wd)
 
@@ -102,9 +125,7 @@ def training_progress(module: LightningModule, total: float | None = None) -> fl
 def build_scheduler(optimizer: torch.optim.Optimizer, module: LightningModule,
                     cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A per-step ``LambdaLR``: linear warmup, then cosine to ``min_lr_ratio`` (or constant)."""
-    name = str(cfg.get("name", "cosine"))
-    if name not in ("cosine", "constant"):
-        raise ConfigError("stage.module.scheduler.name", f"must be 'cosine' or 'constant', got {name!r}")
+    name = _check_scheduler(cfg)
     warmup = int(cfg.get("warmup_steps", 0))
     start = float(cfg.get("warmup_start", 0.01))
     floor = float(cfg.get("min_lr_ratio", 0.0))

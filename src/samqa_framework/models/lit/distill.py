@@ -16,7 +16,7 @@ image continuously and cannot be cached: they need ``cache_teacher: false`` (a `
 
 Without a teacher checkpoint the teacher is a RANDOM ViT: distillation then teaches nothing useful (the student
 learns to imitate noise features); a warning says so. That only exercises the stage (the quick preset runs it
-briefly); set ``stage.module.teacher.checkpoint`` to ``sam_vit_b_01ec64.pth`` for real distillation.
+briefly); set the teacher's ``checkpoint`` to ``sam_vit_b_01ec64.pth`` for real distillation.
 """
 
 from __future__ import annotations
@@ -28,20 +28,24 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
 from segment_anything.modeling import Sam
 from torch import nn
 
-from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite, set_trainable
+from samqa_framework.models.lit.common import (
+    build_optimizer,
+    build_scheduler,
+    check_finite,
+    check_training_settings,
+    set_trainable,
+)
 from samqa_framework.models.lit.embedding_cache import EmbeddingCache
 from samqa_framework.models.lit.finetune import plain
 from samqa_framework.models.sam.inputs import flip_content, normalize_images
 from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.hydra import instantiate_node
 
 log = logging.getLogger(__name__)
-
-KEY = "stage.module.teacher"
 
 
 class DistillModule(LightningModule):
@@ -51,7 +55,7 @@ class DistillModule(LightningModule):
         sam: the student SAM (``cfg.model``); only its image encoder trains.
         teacher: ``{encoder: <encoder config with _target_>, checkpoint: path | null, checkpoint_format: auto,
             seed: int}``; the encoder must take the student's input size. ``seed`` fixes a random teacher's weights
-            (so its cached embeddings stay valid across runs).
+            (so its cached embeddings stay valid across runs). Built here, so a bad teacher fails before training.
         optimizer, scheduler: see ``models/lit/common.py``.
         cache_teacher: cache teacher embeddings on disk (``cache_dir``) instead of running the teacher each step.
         teacher_batch_size: frames per teacher call when filling the cache.
@@ -63,11 +67,12 @@ class DistillModule(LightningModule):
         super().__init__()
         self.teacher_cfg = {"checkpoint": None, "checkpoint_format": "auto", "seed": 0, **plain(teacher)}
         if not isinstance(self.teacher_cfg.get("encoder"), dict) or "_target_" not in self.teacher_cfg["encoder"]:
-            raise ConfigError(f"{KEY}.encoder", "needs an encoder config with a _target_ (e.g. model/encoder/vit_b)")
+            raise ConfigError("teacher.encoder", "needs an encoder config with a _target_ (e.g. SamViTEncoder's)")
         self.optimizer_cfg, self.scheduler_cfg = plain(optimizer), plain(scheduler)
+        check_training_settings(self.optimizer_cfg, self.scheduler_cfg)
         self.cache_teacher = bool(cache_teacher)
         if self.cache_teacher and not cache_dir:
-            raise ConfigError("stage.module.cache_dir", "must be set when stage.module.cache_teacher is true")
+            raise ConfigError("cache_dir", "must be set when cache_teacher is true")
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.teacher_batch_size = int(teacher_batch_size)
         self.save_hyperparameters({"teacher": self.teacher_cfg, "optimizer": self.optimizer_cfg,
@@ -77,40 +82,43 @@ class DistillModule(LightningModule):
         set_trainable(sam.prompt_encoder, False)
         set_trainable(sam.mask_decoder, False)
         self.teacher_calls = 0  # teacher forward passes (the cache test counts them)
-        self._teacher: nn.Module | None = None  # kept out of state_dict / checkpoints: frozen and rebuilt
+        try:
+            teacher_encoder = self.build_teacher()
+        except ConfigError as exc:
+            raise exc.under("teacher") from exc
+        # a plain attribute, not a registered submodule: outside state_dict, checkpoints and optimizer (frozen, rebuilt)
+        object.__setattr__(self, "_teacher", teacher_encoder)
         self._caches: dict[str, EmbeddingCache] = {}
         self._variants: dict[str, list[tuple[bool, bool]]] = {}
 
     # ----------------------------------------------------------------------------------------- teacher
 
     def build_teacher(self) -> nn.Module:
+        """The frozen teacher encoder; a ``ConfigError`` names a key of the ``teacher`` argument."""
         cfg = self.teacher_cfg
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg["seed"]))
-            encoder = instantiate(cfg["encoder"])
+            encoder = instantiate_node(cfg, "encoder")
         student_size = int(self.sam.image_encoder.img_size)
         if int(getattr(encoder, "img_size", -1)) != student_size:
-            raise ConfigError(f"{KEY}.encoder.img_size", f"the teacher takes {getattr(encoder, 'img_size', '?')} px "
-                              f"inputs but the student {student_size} px; they must match (model.image_size)")
+            raise ConfigError("encoder.img_size", f"the teacher takes {getattr(encoder, 'img_size', '?')} px inputs "
+                                                  f"but the student {student_size} px; they must match")
         if cfg["checkpoint"]:
             from samqa_framework.models.sam.builder import build_sam
 
             encoder = build_sam(encoder, checkpoint=cfg["checkpoint"],
                                 checkpoint_format=cfg["checkpoint_format"]).image_encoder
         else:
-            log.warning("Distillation teacher %s has NO checkpoint (%s.checkpoint is null): it is a random network "
-                        "and distilling it teaches the student nothing useful. This only exercises the stage; set "
-                        "%s.checkpoint to a SAM ViT-B checkpoint (sam_vit_b_01ec64.pth) for real distillation.",
-                        cfg["encoder"].get("_target_"), KEY, KEY)
+            log.warning("Distillation teacher %s has NO checkpoint (the teacher's checkpoint is null): it is a random "
+                        "network and distilling it teaches the student nothing useful. This only exercises the stage; "
+                        "set the teacher's checkpoint to a SAM ViT-B checkpoint (sam_vit_b_01ec64.pth) for real "
+                        "distillation.", cfg["encoder"].get("_target_"))
         encoder.eval()
         set_trainable(encoder, False)
         return encoder
 
     @property
     def teacher(self) -> nn.Module:
-        if self._teacher is None:
-            # a plain attribute, not a registered submodule: outside state_dict, checkpoints and optimizer
-            object.__setattr__(self, "_teacher", self.build_teacher())
         if next(self._teacher.parameters()).device != self.device:
             self._teacher.to(self.device)
         return self._teacher
@@ -136,9 +144,9 @@ class DistillModule(LightningModule):
         if dm is None:
             return
         if self.cache_teacher and getattr(dm, "crop_enabled", False):
-            raise ConfigError("stage.datamodule.crop.enabled", "random resized crops change the image the teacher "
-                              "sees, so its embeddings cannot be cached: set stage.module.cache_teacher=false "
-                              "or disable the crops")
+            raise ConfigError("cache_teacher", "must be false with the datamodule's random resized crops: they "
+                                               "change the image the teacher sees, so its embeddings cannot be "
+                                               "cached (or disable the crops)")
         self._variants = {"train": list(dm.variants), "val": [(False, False)]}
         if not self.cache_teacher:
             return

@@ -37,6 +37,7 @@ from samqa_framework.models.lit.common import (
     build_optimizer,
     build_scheduler,
     check_finite,
+    check_training_settings,
     from_all_ranks,
     set_trainable,
 )
@@ -126,10 +127,11 @@ class FinetuneModule(LightningModule):
                                    "num_overlays": num_overlays})
         self.sam = sam
         self.optimizer_cfg, self.scheduler_cfg = plain(optimizer), plain(scheduler)
+        check_training_settings(self.optimizer_cfg, self.scheduler_cfg)
         self.loss_cfg = {"bce_weight": 1.0, "dice_weight": 1.0, "iou_head_weight": 0.0, "resolution": "input",
                          "dice_smooth": 1.0, **plain(loss)}
         if self.loss_cfg["resolution"] not in ("input", "low_res"):
-            raise ConfigError("stage.module.loss.resolution",
+            raise ConfigError("loss.resolution",
                               f"must be 'input' or 'low_res', got {self.loss_cfg['resolution']!r}")
         self.freeze_image_encoder = bool(freeze_image_encoder)
         if self.freeze_image_encoder:

@@ -22,7 +22,13 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite, from_all_ranks
+from samqa_framework.models.lit.common import (
+    build_optimizer,
+    build_scheduler,
+    check_finite,
+    check_training_settings,
+    from_all_ranks,
+)
 from samqa_framework.models.lit.finetune import plain
 from samqa_framework.models.losses import ce_dice_loss
 from samqa_framework.models.segmentation.checkpoint import export_segmentation
@@ -45,12 +51,13 @@ class SegmentationModule(LightningModule):
     def __init__(self, net: nn.Module, image_size: int | list[int], optimizer: dict | None = None,
                  scheduler: dict | None = None, loss: dict | None = None) -> None:
         super().__init__()
-        self.size = as_hw(image_size, "stage.image_size")
-        check_input_size(net, self.size, "stage.image_size")
+        self.size = as_hw(image_size, "image_size")
+        check_input_size(net, self.size, "image_size")
         self.save_hyperparameters({"image_size": list(self.size), "optimizer": plain(optimizer),
                                    "scheduler": plain(scheduler), "loss": plain(loss)})
         self.net = net
         self.optimizer_cfg, self.scheduler_cfg = plain(optimizer), plain(scheduler)
+        check_training_settings(self.optimizer_cfg, self.scheduler_cfg)
         self.loss_cfg = {"ce_weight": 1.0, "dice_weight": 1.0, "dice_smooth": 1.0, **plain(loss)}
         self._val: dict[str, float] = {}
         total = sum(p.numel() for p in net.parameters())

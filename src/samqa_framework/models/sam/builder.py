@@ -19,9 +19,9 @@ def build_sam(encoder: nn.Module, image_size: int | None = None, checkpoint: str
     student and the 1024-pixel SAM share every prompt-encoder and mask-decoder weight shape. ``checkpoint``
     (optional) is loaded with ``checkpoints.load_checkpoint`` in ``checkpoint_format``.
     """
-    size = check_image_size(encoder.img_size)
-    if image_size is not None and check_image_size(image_size) != size:
-        raise ConfigError("model.image_size", f"{image_size} differs from the encoder's img_size {size}")
+    size = check_image_size(encoder.img_size, "encoder.img_size")
+    if image_size is not None and check_image_size(image_size, "image_size") != size:
+        raise ConfigError("image_size", f"{image_size} differs from the encoder's img_size {size}")
     grid = size // PATCH
     sam = Sam(
         image_encoder=encoder,

@@ -42,7 +42,6 @@ from samqa_framework.models.state_dict import SHOW, mismatch
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.io import atomic_open, atomic_write_text
 
-KEY = "model.checkpoint"
 FORMATS = ("auto", "sam", "mobile_sam", "samqa")
 SAM_PARTS = ("image_encoder", "prompt_encoder", "mask_decoder")
 # Which prefix (before ``image_encoder.`` etc.) to use when a checkpoint holds several models, best first.
@@ -108,11 +107,11 @@ def _strip_prefix(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch
     return {key[len(chosen):]: value for key, value in state.items() if key.startswith(chosen)}
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The flat ``{name: tensor}`` dict stored in ``path``, unwrapped from Lightning/``model`` containers."""
-    path = Path(path)
+def read_state_dict(checkpoint: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The flat ``{name: tensor}`` dict stored in ``checkpoint``, unwrapped from Lightning/``model`` containers."""
+    path = Path(checkpoint)
     if not path.is_file():
-        raise ConfigError(KEY, f"checkpoint file not found: {path}")
+        raise ConfigError("checkpoint", f"checkpoint file not found: {path}")
     obj = _torch_load(path)
     if isinstance(obj, Mapping):
         for wrapper in ("state_dict", "model"):
@@ -227,9 +226,9 @@ def _check_export_meta(sam: Sam, path: Path) -> None:
     have, want = encoder_spec(sam.image_encoder), meta["encoder"]
     for field in ("class", "variant", "model_name"):
         if field in want and want[field] != have.get(field):
-            raise ConfigError(KEY, f"{path} was exported from a {want.get('class')} with {field}={want[field]!r}, "
-                                   f"but the model's encoder has {field}={have.get(field)!r}; choose the matching "
-                                   "model/encoder")
+            raise ConfigError("checkpoint", f"{path} was exported from a {want.get('class')} with "
+                                            f"{field}={want[field]!r}, but the model's encoder has "
+                                            f"{field}={have.get(field)!r}; choose the matching encoder")
 
 
 def check_state_dict(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], path: Path,
@@ -237,20 +236,21 @@ def check_state_dict(state: Mapping[str, torch.Tensor], target: Mapping[str, tor
     """Raise ConfigError naming missing/unexpected keys and shape mismatches between file and model."""
     problems = mismatch(state, target)
     if problems:
-        raise ConfigError(KEY, f"{path} (read as format {fmt!r}) does not fit the model: {problems}. Check "
-                          "model/encoder and model.checkpoint_format.")
+        raise ConfigError("checkpoint", f"{path} (read as format {fmt!r}) does not fit the model: {problems}. "
+                                        "Check the model's encoder and checkpoint_format.")
 
 
-def load_checkpoint(sam: Sam, path: str | os.PathLike[str], fmt: str = "auto") -> None:
-    """Load ``path`` into ``sam`` in place (strict: every model tensor must come from the file).
+def load_checkpoint(sam: Sam, checkpoint: str | os.PathLike[str], checkpoint_format: str = "auto") -> None:
+    """Load ``checkpoint`` into ``sam`` in place (strict: every model tensor must come from the file).
 
-    Raises ConfigError (key ``model.checkpoint``) for a missing file or one that does not fit the model (the
-    message names missing/unexpected keys and shape mismatches), DataFormatError for an unreadable file, and
-    ConfigError (key ``model.checkpoint_format``) for an unknown ``fmt``.
+    Raises ConfigError naming ``checkpoint`` for a missing file or one that does not fit the model (the message
+    names missing/unexpected keys and shape mismatches) and ``checkpoint_format`` for an unknown format, and
+    DataFormatError for an unreadable file.
     """
+    fmt = checkpoint_format
     if fmt not in FORMATS:
-        raise ConfigError("model.checkpoint_format", f"unknown checkpoint format {fmt!r}; choose one of {FORMATS}")
-    path = Path(path)
+        raise ConfigError("checkpoint_format", f"unknown checkpoint format {fmt!r}; choose one of {FORMATS}")
+    path = Path(checkpoint)
     state = read_state_dict(path)
     if fmt == "auto":
         fmt = detect_format(state)

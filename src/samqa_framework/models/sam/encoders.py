@@ -28,7 +28,8 @@ SAM_VIT = {
 }
 
 
-def check_image_size(img_size: int, key: str = "model.image_size") -> int:
+def check_image_size(img_size: int, key: str = "img_size") -> int:
+    """``img_size`` as an int; a ``ConfigError`` naming ``key`` (the caller's argument) unless SAM can take it."""
     if int(img_size) != img_size or img_size < 64 or img_size % PATCH:
         raise ConfigError(key, f"must be a multiple of {PATCH} and at least 64, got {img_size}")
     return int(img_size)
@@ -49,7 +50,7 @@ class SamViTEncoder(ImageEncoderViT):
 
     def __init__(self, variant: str = "vit_b", img_size: int = 1024) -> None:
         if variant not in SAM_VIT:
-            raise ConfigError("model.encoder.variant", f"unknown SAM ViT {variant!r}; choose one of {sorted(SAM_VIT)}")
+            raise ConfigError("variant", f"unknown SAM ViT {variant!r}; choose one of {sorted(SAM_VIT)}")
         super().__init__(img_size=check_image_size(img_size), patch_size=PATCH, mlp_ratio=4, out_chans=EMBED_DIM,
                          qkv_bias=True, norm_layer=lambda d: nn.LayerNorm(d, eps=1e-6), use_rel_pos=True,
                          window_size=14, **SAM_VIT[variant])
@@ -66,7 +67,7 @@ class TimmEncoder(nn.Module):
         try:
             trunk = timm.create_model(model_name, pretrained=False, num_classes=0)
         except RuntimeError as exc:  # timm: "Unknown model (...)"
-            raise ConfigError("model.encoder.model_name", str(exc)) from None
+            raise ConfigError("model_name", str(exc)) from None
         if model_name.startswith("tiny_vit"):
             # MobileSAM: the last stage's patch merging keeps the resolution (stride 1), so the deepest,
             # widest features come out at stride 16.
@@ -78,8 +79,7 @@ class TimmEncoder(nn.Module):
             feats = timm.create_model(model_name, pretrained=False, features_only=True)
             reductions = feats.feature_info.reduction()
             if PATCH not in reductions:
-                raise ConfigError("model.encoder.model_name",
-                                  f"{model_name} has no stride-16 feature map (strides {reductions})")
+                raise ConfigError("model_name", f"{model_name} has no stride-16 feature map (strides {reductions})")
             index = reductions.index(PATCH)
             self.trunk = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=(index,))
             in_chans = self.trunk.feature_info.channels()[0]

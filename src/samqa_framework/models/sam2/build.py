@@ -31,8 +31,6 @@ from samqa_framework.utils.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
 
-KEY = "sam2"  # default config node of these settings (conf/sam2/default.yaml): errors name e.g. ``sam2.checkpoint``;
-# where an app nests them elsewhere (``annotator.sam2``) it passes that path as ``key``
 DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 SIZE_MULTIPLE = 32  # Hiera's patch embedding (4) and three 2x poolings: feature maps at 1/4 ... 1/32
 
@@ -68,12 +66,11 @@ def _disable_hole_filling(model: SAM2Base, device: str) -> None:
         model.fill_hole_area = 0
 
 
-def read_sam2_state_dict(path: str | os.PathLike[str], key: str = KEY) -> dict[str, torch.Tensor]:
-    """The state dict in an official SAM 2 checkpoint (``{"model": {...}}``) or a bare state dict file.
-    ``key``: the config node of the settings, named in errors (``<key>.checkpoint``)."""
-    path = Path(path)
+def read_sam2_state_dict(checkpoint: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state dict in an official SAM 2 checkpoint (``{"model": {...}}``) or a bare state dict file."""
+    path = Path(checkpoint)
     if not path.is_file():
-        raise ConfigError(f"{key}.checkpoint", f"checkpoint file not found: {path}")
+        raise ConfigError("checkpoint", f"checkpoint file not found: {path}")
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -88,41 +85,40 @@ def read_sam2_state_dict(path: str | os.PathLike[str], key: str = KEY) -> dict[s
     return dict(obj)
 
 
-def load_sam2_checkpoint(model: SAM2Base, path: str | os.PathLike[str], config: str = "", key: str = KEY) -> None:
-    """Load ``path`` into ``model`` in place, strictly; mismatches raise ConfigError naming keys and file
-    (config keys under ``key``)."""
-    state = read_sam2_state_dict(path, key)
+def load_sam2_checkpoint(model: SAM2Base, checkpoint: str | os.PathLike[str], config: str = "") -> None:
+    """Load ``checkpoint`` into ``model`` in place, strictly; mismatches raise ConfigError naming the tensors and the
+    file."""
+    state = read_sam2_state_dict(checkpoint)
     target = model.state_dict()
     problems = mismatch(state, target)
     if problems:
-        raise ConfigError(f"{key}.checkpoint",
-                          f"{path} does not fit the model of {key}.config={config or '?'}: {problems}"
-                          + f". Choose the config of the checkpoint's model ({key}.config: SAM 2.1 files need "
-                            "configs/sam2.1/..., SAM 2.0 files configs/sam2/..., and the same size t/s/b+/l)")
+        raise ConfigError("checkpoint",
+                          f"{checkpoint} does not fit the model of config={config or '?'}: {problems}. Choose the "
+                          "config of the checkpoint's model (SAM 2.1 files need configs/sam2.1/..., SAM 2.0 files "
+                          "configs/sam2/..., and the same size t/s/b+/l)")
     with torch.no_grad():
         model.load_state_dict(state, strict=True)
 
 
 def build_sam2_model(config: str = DEFAULT_CONFIG, checkpoint: str | os.PathLike[str] | None = None,
                      image_size: int = 1024, device: str = "cpu", video: bool = False,
-                     allow_random: bool = False, key: str = KEY) -> SAM2Base:
+                     allow_random: bool = False) -> SAM2Base:
     """A SAM 2 model in eval mode on ``device``: ``SAM2VideoPredictor`` with ``video``, else ``SAM2Base``.
 
     ``config`` names a config inside the sam2 package (:func:`available_configs`); ``checkpoint`` an official
-    SAM 2 file matching it. Raises ConfigError (keys ``<key>.checkpoint``, ``<key>.config``, ``<key>.image_size``;
-    ``key`` is where these settings sit in the app's config, default ``sam2``) for a missing/unset checkpoint, an
-    unknown config, a bad size or a checkpoint of another architecture, and DataFormatError for an unreadable file.
+    SAM 2 file matching it. Raises ConfigError (naming ``checkpoint``, ``config`` or ``image_size``) for a
+    missing/unset checkpoint, an unknown config, a bad size or a checkpoint of another architecture, and
+    DataFormatError for an unreadable file.
     """
     if checkpoint is None:
         if not allow_random:
-            raise ConfigError(f"{key}.checkpoint", "no SAM 2 checkpoint given (nothing is downloaded); set "
-                                                   f"{key}.checkpoint=<path to sam2.1_hiera_tiny.pt> (the file of "
-                                                   f"{key}.config={config})")
+            raise ConfigError("checkpoint", "no SAM 2 checkpoint given (nothing is downloaded); set it to the path of "
+                                            f"the file of config={config}, e.g. sam2.1_hiera_tiny.pt")
     elif not Path(checkpoint).is_file():
-        raise ConfigError(f"{key}.checkpoint", f"checkpoint file not found: {checkpoint}")
+        raise ConfigError("checkpoint", f"checkpoint file not found: {checkpoint}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < SIZE_MULTIPLE \
             or image_size % SIZE_MULTIPLE:
-        raise ConfigError(f"{key}.image_size", f"must be a positive multiple of {SIZE_MULTIPLE}, got {image_size!r}")
+        raise ConfigError("image_size", f"must be a positive multiple of {SIZE_MULTIPLE}, got {image_size!r}")
     builder = build_sam2_video_predictor if video else build_sam2
     try:
         with sam2_hydra():
@@ -130,10 +126,10 @@ def build_sam2_model(config: str = DEFAULT_CONFIG, checkpoint: str | os.PathLike
             model = builder(config, ckpt_path=None, device="cpu", mode="eval",
                             hydra_overrides_extra=[f"++model.image_size={image_size}"])
     except MissingConfigException as exc:
-        raise ConfigError(f"{key}.config", f"no SAM 2 config {config!r} in the sam2 package; choose one of "
-                                           f"{available_configs()}") from exc
+        raise ConfigError("config", f"no SAM 2 config {config!r} in the sam2 package; choose one of "
+                                    f"{available_configs()}") from exc
     if checkpoint is not None:
-        load_sam2_checkpoint(model, checkpoint, config, key)
+        load_sam2_checkpoint(model, checkpoint, config)
     if video:
         _disable_hole_filling(model, device)
     return model.to(device).eval()

@@ -43,16 +43,23 @@ def export_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     return read_export_meta(path) or {}
 
 
-def load_segmentation_state(net: nn.Module, path: str | os.PathLike[str] | None, key: str) -> nn.Module:
-    """Load an exported state dict into ``net`` (strictly); a missing file is a ``ConfigError`` naming ``key``.
+def checkpoint_file(checkpoint: str | os.PathLike[str] | None) -> Path:
+    """The exported weights file; unset or missing is a ``ConfigError`` naming ``checkpoint``."""
+    if checkpoint is None or str(checkpoint).strip() == "":
+        raise ConfigError("checkpoint", "not set: the weights exported by `samqa-train stage=segmentation` "
+                                        "(export_path)")
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise ConfigError("checkpoint", f"segmentation weights not found: {path}")
+    return path
+
+
+def load_segmentation_state(net: nn.Module, checkpoint: str | os.PathLike[str] | None) -> nn.Module:
+    """Load an exported state dict into ``net`` (strictly); see :func:`checkpoint_file` for a missing file.
 
     A Lightning checkpoint of the segmentation stage (``{"state_dict": {"net.…": …}}``) is accepted too.
     """
-    if path is None or str(path).strip() == "":
-        raise ConfigError(key, "not set: the weights exported by `samqa-train stage=segmentation` (export_path)")
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(key, f"segmentation weights not found: {path}")
+    path = checkpoint_file(checkpoint)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:

@@ -20,15 +20,15 @@ from transformers import Dinov2Model
 
 from samqa_framework.utils.errors import ConfigError
 
-KEY = "model.backbone_path"
 
-
-def check_dinov2_folder(path: str | os.PathLike[str] | None, key: str = KEY) -> Path:
-    """The folder as a ``Path`` if it holds a Hugging Face DINOv2 model, else a ``ConfigError`` naming ``key``."""
-    if path is None or str(path).strip() == "":
+def check_dinov2_folder(backbone_path: str | os.PathLike[str] | None) -> Path:
+    """The folder as a ``Path`` if it holds a Hugging Face DINOv2 model, else a ``ConfigError`` naming
+    ``backbone_path``."""
+    key = "backbone_path"
+    if backbone_path is None or str(backbone_path).strip() == "":
         raise ConfigError(key, "not set: point it to a local Hugging Face DINOv2 folder (config.json + "
                                "model.safetensors, e.g. facebook/dinov2-small saved with save_pretrained)")
-    folder = Path(path).expanduser()
+    folder = Path(backbone_path).expanduser()
     if not folder.is_dir():
         raise ConfigError(key, f"DINOv2 folder not found: {folder}")
     config = folder / "config.json"
@@ -47,29 +47,29 @@ class Dinov2LinearHead(nn.Module):
     """Frozen DINOv2 + 1x1-conv head: ``(B, 3, H, W)`` normalised images -> ``(B, classes, H, W)`` logits.
 
     Args:
-        backbone_path: local Hugging Face DINOv2 folder (``model.backbone_path``).
+        backbone_path: local Hugging Face DINOv2 folder.
         classes: output classes (background + animal: 2).
-        image_size: if given, checked to be a multiple of the patch size (``model.image_size``); the model itself
-            takes any multiple of the patch size (DINOv2 interpolates its position embeddings).
+        image_size: if given, checked to be a multiple of the patch size; the model itself takes any multiple of
+            the patch size (DINOv2 interpolates its position embeddings).
     """
 
     def __init__(self, backbone_path: str | os.PathLike[str] | None, classes: int = 2,
                  image_size: int | None = None) -> None:
         super().__init__()
         if classes < 1:
-            raise ConfigError("model.classes", f"must be >= 1, got {classes}")
+            raise ConfigError("classes", f"must be >= 1, got {classes}")
         folder = check_dinov2_folder(backbone_path)
         try:
             self.backbone = Dinov2Model.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError) as exc:  # missing or mismatched weight files
-            raise ConfigError(KEY, f"cannot load DINOv2 from {folder}: {exc}") from exc
+            raise ConfigError("backbone_path", f"cannot load DINOv2 from {folder}: {exc}") from exc
         self.backbone.requires_grad_(False)
         self.backbone.eval()
         self.patch_size = int(self.backbone.config.patch_size)
         self.head = nn.Conv2d(int(self.backbone.config.hidden_size), int(classes), kernel_size=1)
         if image_size is not None and int(image_size) % self.patch_size:
             fit = int(image_size) // self.patch_size * self.patch_size
-            raise ConfigError("model.image_size", f"{image_size} is not a multiple of DINOv2's patch size "
+            raise ConfigError("image_size", f"{image_size} is not a multiple of DINOv2's patch size "
                                                   f"{self.patch_size} (e.g. {fit})")
 
     def train(self, mode: bool = True) -> Dinov2LinearHead:

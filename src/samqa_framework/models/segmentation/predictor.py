@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from samqa_framework.models.segmentation.checkpoint import export_info, load_segmentation_state
+from samqa_framework.models.segmentation.checkpoint import checkpoint_file, export_info, load_segmentation_state
 from samqa_framework.models.segmentation.inputs import check_input_size, normalize
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.images import as_hw, resize_rgb
@@ -32,36 +31,31 @@ class SegmentationPredictor:
     ``image_size``: the net's input, ``S`` or ``[h, w]`` (the size it was trained at).
     """
 
-    def __init__(self, net: nn.Module, image_size: int | Sequence[int], device: str | torch.device = "cpu",
-                 size_key: str = "image_size") -> None:
-        self.size = as_hw(image_size, size_key)
-        check_input_size(net, self.size, size_key)
+    def __init__(self, net: nn.Module, image_size: int | Sequence[int], device: str | torch.device = "cpu") -> None:
+        self.size = as_hw(image_size, "image_size")
+        check_input_size(net, self.size, "image_size")
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str] | None, model: Mapping[str, Any] | None = None,
-             image_size: int | Sequence[int] | None = None, device: str | torch.device = "cpu",
-             key: str = "annotator.checkpoint") -> SegmentationPredictor:
+             image_size: int | Sequence[int] | None = None,
+             device: str | torch.device = "cpu") -> SegmentationPredictor:
         """Build the net from ``model`` (a Hydra config with ``_target_``) and load the exported ``checkpoint``.
 
         ``model`` and ``image_size`` default to those recorded in the export's sidecar ``<checkpoint>.json``
-        (``samqa-train stage=segmentation`` writes both). A missing file is a ``ConfigError`` naming ``key``.
+        (``samqa-train stage=segmentation`` writes both). A missing file is a ``ConfigError`` naming ``checkpoint``.
         """
-        if checkpoint is None or str(checkpoint).strip() == "":
-            raise ConfigError(key, "not set: the weights exported by `samqa-train stage=segmentation` (export_path)")
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise ConfigError(key, f"segmentation weights not found: {path}")
+        path = checkpoint_file(checkpoint)
         info = export_info(path)
         model = model if model is not None else (info.get("meta") or {}).get("model")
         if not model or "_target_" not in model:
-            raise ConfigError(key, f"{path} records no model config (_target_): pass the net's model config")
+            raise ConfigError("checkpoint", f"{path} records no model config (_target_): pass the net's model config")
         image_size = image_size if image_size is not None else info.get("image_size")
         if image_size is None:
-            raise ConfigError(key, f"{path} records no input size: pass the image_size the net was trained at")
+            raise ConfigError("checkpoint", f"{path} records no input size: pass the image_size the net was trained at")
         net = instantiate(model, _convert_="all")
-        load_segmentation_state(net, path, key)
+        load_segmentation_state(net, path)
         return cls(net, image_size, device=device)
 
     def _logits(self, frames_bgr: Sequence[np.ndarray]) -> torch.Tensor:
