@@ -8,8 +8,7 @@ from segment_anything import SamPredictor
 from samqa_framework.models.sam.builder import build_sam
 from samqa_framework.models.sam.encoders import TimmEncoder
 from samqa_framework.models.sam.predictor import SamMaskPredictor
-
-H, W = 48, 80  # not square, not the encoder size: exercises resizing and padding
+from tests.models.helpers_predictors import H, W, counted_predictor, random_frame
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +19,7 @@ def sam():
 
 @pytest.fixture
 def counted(sam):
-    """A predictor plus the list of inputs its image encoder saw (one entry per encoder pass)."""
-    seen: list[torch.Tensor] = []
-    handle = sam.image_encoder.register_forward_hook(lambda _m, args, _out: seen.append(args[0].clone()))
-    yield SamMaskPredictor(sam), seen
-    handle.remove()
-
-
-def _frame(seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    yield from counted_predictor(SamMaskPredictor, sam)
 
 
 BOXES = np.array([[2, 3, 30, 40], [40, 10, 79, 47], [0, 0, 80, 48], [10, 10, 20, 20], [50, 5, 70, 25]], np.float32)
@@ -36,7 +27,7 @@ BOXES = np.array([[2, 3, 30, 40], [40, 10, 79, 47], [0, 0, 80, 48], [10, 10, 20,
 
 def test_one_encoder_pass_for_k_boxes_and_repeated_calls(counted) -> None:
     predictor, seen = counted
-    frame = _frame()
+    frame = random_frame()
     masks, scores = predictor.predict_boxes(frame, BOXES)
     assert len(seen) == 1
     assert masks.shape == (5, H, W) and masks.dtype == bool
@@ -45,7 +36,7 @@ def test_one_encoder_pass_for_k_boxes_and_repeated_calls(counted) -> None:
     predictor.predict_points(frame, np.array([[[10, 10]]]))
     predictor.predict_boxes(frame.copy(), BOXES)  # same pixels, other buffer
     assert len(seen) == 1 and predictor.encoder_calls == 1
-    predictor.predict_boxes(_frame(1), BOXES)
+    predictor.predict_boxes(random_frame(1), BOXES)
     assert len(seen) == 2
     frame[0, 0, 0] ^= 1  # a video reader overwriting its buffer in place: a new frame
     predictor.predict_boxes(frame, BOXES)
@@ -53,7 +44,7 @@ def test_one_encoder_pass_for_k_boxes_and_repeated_calls(counted) -> None:
 
 
 def test_box_masks_match_segment_anythings_predictor(sam) -> None:
-    frame = _frame(2)
+    frame = random_frame(2)
     ours = SamMaskPredictor(sam)
     masks, scores = ours.predict_boxes(frame, BOXES)
     ref = SamPredictor(sam)
@@ -65,7 +56,7 @@ def test_box_masks_match_segment_anythings_predictor(sam) -> None:
 
 
 def test_multimask_keeps_the_best_scoring_mask(sam) -> None:
-    frame = _frame(3)
+    frame = random_frame(3)
     predictor = SamMaskPredictor(sam, multimask=True)
     masks, scores = predictor.predict_points(frame, np.array([[[20, 20]], [[60, 30]]]))
     ref = SamPredictor(sam)
@@ -80,7 +71,7 @@ def test_multimask_keeps_the_best_scoring_mask(sam) -> None:
 
 def test_points_with_labels(counted) -> None:
     predictor, seen = counted
-    frame = _frame(4)
+    frame = random_frame(4)
     points = np.array([[[10, 10], [30, 20]], [[60, 40], [5, 5]], [[70, 10], [71, 11]]], np.float32)
     labels = np.array([[1, 0], [1, 1], [1, 0]])
     masks, scores = predictor.predict_points(frame, points, labels)
@@ -95,7 +86,7 @@ def test_points_with_labels(counted) -> None:
 
 def test_empty_prompts_give_empty_arrays(counted) -> None:
     predictor, _ = counted
-    frame = _frame(5)
+    frame = random_frame(5)
     masks, scores = predictor.predict_boxes(frame, np.zeros((0, 4)))
     assert masks.shape == (0, H, W) and masks.dtype == bool and scores.shape == (0,)
     masks, scores = predictor.predict_points(frame, np.zeros((0, 1, 2)))
@@ -104,7 +95,7 @@ def test_empty_prompts_give_empty_arrays(counted) -> None:
 
 def test_bgr_and_rgb_frames_give_the_same_encoder_input(counted) -> None:
     predictor, seen = counted
-    bgr = _frame(6)
+    bgr = random_frame(6)
     predictor.set_frame(bgr, bgr=True)
     predictor.set_frame(np.ascontiguousarray(bgr[:, :, ::-1]), bgr=False)
     assert len(seen) == 2 and torch.equal(seen[0], seen[1])
@@ -114,17 +105,17 @@ def test_bgr_and_rgb_frames_give_the_same_encoder_input(counted) -> None:
 
 def test_grey_frame_and_bad_inputs(counted) -> None:
     predictor, _ = counted
-    masks, _scores = predictor.predict_boxes(_frame(7)[:, :, 0], BOXES[:1])
+    masks, _scores = predictor.predict_boxes(random_frame(7)[:, :, 0], BOXES[:1])
     assert masks.shape == (1, H, W)
     with pytest.raises(ValueError, match="uint8"):
-        predictor.set_frame(_frame(7).astype(np.float32))
+        predictor.set_frame(random_frame(7).astype(np.float32))
     with pytest.raises(ValueError, match=r"\(K, 4\)"):
-        predictor.predict_boxes(_frame(7), np.array([1, 2, 3, 4, 5, 6]))
+        predictor.predict_boxes(random_frame(7), np.array([1, 2, 3, 4, 5, 6]))
 
 
 def test_many_prompts_are_decoded_in_chunks_with_the_same_result(counted) -> None:
     predictor, seen = counted
-    frame = _frame(8)
+    frame = random_frame(8)
     boxes = np.concatenate([BOXES] * 5)  # 25 > PROMPT_CHUNK
     masks, scores = predictor.predict_boxes(frame, boxes)
     assert masks.shape == (25, H, W) and len(seen) == 1
@@ -138,7 +129,7 @@ def test_embedding_memo_shared_by_predictors_with_the_same_weights() -> None:
     EMBEDDING_MEMO.clear()
     torch.manual_seed(0)
     first = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)), embedding_cache_mb=64)
-    frames = [_frame(s) for s in range(3)]
+    frames = [random_frame(s) for s in range(3)]
     expected = [first.predict_boxes(f, BOXES) for f in frames]
     assert first.encoder_calls == 3 and EMBEDDING_MEMO.misses == 3
     torch.manual_seed(0)  # the same weights, built again (a sweep's next trial)

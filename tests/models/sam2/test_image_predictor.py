@@ -4,14 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from samqa_framework.models.sam2.build import build_sam2_model
 from samqa_framework.models.sam2.image_predictor import Sam2PointPredictor, backbone_feature_sizes
 from tests.models.helpers_checkpoints import SAM2_CONFIG, SAM2_TEST_SIZE
-
-H, W = 48, 80  # not square, not the model size: exercises sam2's resizing both ways
+from tests.models.helpers_predictors import H, W, counted_predictor, random_frame
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +19,7 @@ def model(sam2_checkpoint: Path):
 
 @pytest.fixture
 def counted(model):
-    """A predictor plus the list of inputs its image encoder saw (one entry per encoder pass)."""
-    seen: list[torch.Tensor] = []
-    handle = model.image_encoder.register_forward_hook(lambda _m, args, _out: seen.append(args[0].clone()))
-    yield Sam2PointPredictor(model), seen
-    handle.remove()
-
-
-def _frame(seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    yield from counted_predictor(Sam2PointPredictor, model)
 
 
 # sam2's own predictor, used as the reference below, scripts its transforms with deprecated torch.jit.script
@@ -41,15 +31,15 @@ BOXES = np.array([[2, 3, 30, 40], [40, 10, 79, 47], [0, 0, 80, 48], [10, 10, 20,
 def test_feature_sizes_follow_the_model_size(model) -> None:
     assert backbone_feature_sizes(1024) == [(256, 256), (128, 128), (64, 64)]  # sam2's hard-coded values
     predictor = Sam2PointPredictor(model)
-    predictor.set_frame(_frame())
+    predictor.set_frame(random_frame())
     feats = predictor._predictor._features
     got = [tuple(f.shape[-2:]) for f in (*feats["high_res_feats"], feats["image_embed"])]
     assert got == backbone_feature_sizes(SAM2_TEST_SIZE)
 
 
-def test_shapes_and_one_encoder_pass_per_frame(counted) -> None:
+def test_shapes_and_one_encoder_pass_perrandom_frame(counted) -> None:
     predictor, seen = counted
-    frame = _frame()
+    frame = random_frame()
     masks, scores = predictor.predict_points(frame, np.array([[[10, 10], [20, 30]], [[60, 30], [70, 40]]]),
                                              np.array([[1, 0], [1, 1]]))
     assert len(seen) == 1 and predictor.encoder_calls == 1
@@ -75,7 +65,7 @@ def test_shapes_and_one_encoder_pass_per_frame(counted) -> None:
 
 @pytest.mark.filterwarnings(SAM2_JIT_WARNING)
 def test_masks_match_sam2s_own_predictor(model) -> None:
-    frame = _frame(2)
+    frame = random_frame(2)
     ours = Sam2PointPredictor(model)
     masks, scores = ours.predict_boxes(frame, BOXES)
     pmasks, pscores = ours.predict_points(frame, np.array([[[20, 20]], [[60, 30]]]))
@@ -95,7 +85,7 @@ def test_masks_match_sam2s_own_predictor(model) -> None:
 
 @pytest.mark.filterwarnings(SAM2_JIT_WARNING)
 def test_multimask_keeps_the_best_scoring_mask(model) -> None:
-    frame = _frame(3)
+    frame = random_frame(3)
     masks, scores = Sam2PointPredictor(model, multimask=True).predict_points(frame, np.array([[[20, 20]]]))
     ref = SAM2ImagePredictor(model)
     ref._bb_feat_sizes = backbone_feature_sizes(SAM2_TEST_SIZE)
