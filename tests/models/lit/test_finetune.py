@@ -15,6 +15,7 @@ from samqa_framework.models.losses import bce_dice_loss, dice_loss, mask_iou
 from samqa_framework.models.sam.builder import build_sam
 from samqa_framework.models.sam.encoders import TimmEncoder
 from samqa_framework.models.sam.predictor import SamMaskPredictor
+from tests.models.helpers_training import NanAt
 
 SIZE = 64
 
@@ -100,19 +101,11 @@ def test_validation_masks_match_the_predictor_at_original_resolution(tiny_rats: 
     assert agree > 0.999
 
 
-class NanAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            with torch.no_grad():
-                pl_module.sam.mask_decoder.iou_token.weight.fill_(float("nan"))
 
 
 def test_nan_loss_stops_training_naming_step_and_batch(tiny_rats: Path) -> None:
     module = FinetuneModule(tiny_sam(), optimizer={"lr": 1e-4})
-    t = trainer(max_steps=5, limit_val_batches=0, callbacks=[NanAt(2)])
+    t = trainer(max_steps=5, limit_val_batches=0, callbacks=[NanAt(2, lambda m: m.sam.mask_decoder.iou_token.weight)])
     with pytest.raises(TrainingDivergedError, match=r"global step 2, epoch 0, batch index 2"):
         t.fit(module, datamodule=datamodule(tiny_rats, batch_size=2))
     assert t.global_step == 2

@@ -6,12 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
 from transformers import Dinov2Config, Dinov2Model
-
-from samqa_framework.utils.hydra import CONFIG_DIR
 
 
 def write_dinov2(folder: Path, patch_size: int = 8, image_size: int = 64, seed: int = 0) -> Path:
@@ -26,15 +21,3 @@ def write_dinov2(folder: Path, patch_size: int = 8, image_size: int = 64, seed: 
 @pytest.fixture(scope="session")
 def tiny_dinov2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dinov2(tmp_path_factory.mktemp("hf") / "dinov2-tiny")
-
-
-@pytest.fixture(scope="session")
-def seg_rats(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny synthetic rats (160x120; 40 training, 2x20 evaluation frames), built once per session."""
-    root = tmp_path_factory.mktemp("data") / "synthetic_rats-tiny"
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("generate", overrides=["data=synthetic_rats", "data.size=tiny"])
-    GlobalHydra.instance().clear()
-    instantiate(cfg.data, _convert_="all").build(root)
-    return root

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Trainer
 
 from samqa_framework.data import rle
 from samqa_framework.data.segmentation_datamodule import SegmentationDataModule, evenly_spaced
@@ -22,6 +22,7 @@ from samqa_framework.models.segmentation.predictor import SegmentationPredictor
 from samqa_framework.training import train
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import instantiate_node
+from tests.models.helpers_training import NanAt
 
 SIZE = 64
 TINY_UNET = {"_target_": "segmentation_models_pytorch.Unet", "encoder_name": "resnet18", "encoder_weights": None,
@@ -57,13 +58,13 @@ def test_ce_dice_loss_is_small_for_right_logits_and_matches_binary_dice() -> Non
     assert torch.allclose(parts["dice"], dice_loss(logits[:, 1] - logits[:, 0], mask.float()), atol=1e-6)
 
 
-def test_targets_are_the_union_of_the_instance_masks(seg_rats: Path) -> None:
-    dm = datamodule(seg_rats)
+def test_targets_are_the_union_of_the_instance_masks(tiny_rats: Path) -> None:
+    dm = datamodule(tiny_rats)
     dm.setup("fit")
     assert [f for _, f in dm.train_set.refs] == evenly_spaced(40, 8)
     assert len(dm.val_set) == 4  # 2 evaluation sequences x 20 frames, every 10th
     seq_index, frame = dm.val_set.refs[1]
-    seq = DatasetManifest.read(seg_rats).sequences(seg_rats, "eval")[seq_index]
+    seq = DatasetManifest.read(tiny_rats).sequences(tiny_rats, "eval")[seq_index]
     record = dict(rle.iter_masks(seq.masks_path))[frame + 1]
     union = np.any([rle.decode(r) for r in record.values()], axis=0)
     sample = dm.val_set[1]
@@ -74,8 +75,8 @@ def test_targets_are_the_union_of_the_instance_masks(seg_rats: Path) -> None:
     assert abs(float(sample["mask"].float().mean()) - share) < 0.02
 
 
-def test_training_flips_move_image_and_mask_together(seg_rats: Path) -> None:
-    dm = datamodule(seg_rats)
+def test_training_flips_move_image_and_mask_together(tiny_rats: Path) -> None:
+    dm = datamodule(tiny_rats)
     dm.setup("fit")
     ds = dm.train_set
     ds.train = False
@@ -94,20 +95,20 @@ def test_training_flips_move_image_and_mask_together(seg_rats: Path) -> None:
     assert len(seen) >= 3
 
 
-def test_fast_dev_run_logs_loss_iou_and_dice(seg_rats: Path) -> None:
+def test_fast_dev_run_logs_loss_iou_and_dice(tiny_rats: Path) -> None:
     torch.manual_seed(0)
     module = SegmentationModule(instantiate(TINY_UNET), SIZE, optimizer={"lr": 1e-3})
     t = trainer(fast_dev_run=True)
-    t.fit(module, datamodule=datamodule(seg_rats))
+    t.fit(module, datamodule=datamodule(tiny_rats))
     m = t.callback_metrics
     assert np.isfinite(float(m["train/loss"]))
     assert 0.0 <= float(m["val/iou"]) <= float(m["val/dice"]) <= 1.0  # Dice >= IoU always
 
 
-def test_a_few_steps_on_one_batch_raise_the_iou(seg_rats: Path) -> None:
+def test_a_few_steps_on_one_batch_raise_the_iou(tiny_rats: Path) -> None:
     """The module really learns: 30 steps on one batch fit it (loss down, IoU up, as the predictor measures it)."""
     torch.manual_seed(0)
-    dm = datamodule(seg_rats, hflip=False, vflip=False)
+    dm = datamodule(tiny_rats, hflip=False, vflip=False)
     dm.setup("fit")
     batch = dm.val_dataloader().collate_fn([dm.val_set[i] for i in range(4)])
     module = SegmentationModule(instantiate(TINY_UNET), SIZE)
@@ -135,24 +136,16 @@ def test_a_few_steps_on_one_batch_raise_the_iou(seg_rats: Path) -> None:
     assert iou() > max(before, 0.5)
 
 
-class NanAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            with torch.no_grad():
-                pl_module.net.segmentation_head[0].bias.fill_(float("nan"))
 
 
-def test_nan_loss_stops_training_naming_step_and_batch(seg_rats: Path) -> None:
+def test_nan_loss_stops_training_naming_step_and_batch(tiny_rats: Path) -> None:
     module = SegmentationModule(instantiate(TINY_UNET), SIZE, optimizer={"lr": 1e-4})
-    t = trainer(max_steps=3, limit_val_batches=0, callbacks=[NanAt(1)])
+    t = trainer(max_steps=3, limit_val_batches=0, callbacks=[NanAt(1, lambda m: m.net.segmentation_head[0].bias)])
     with pytest.raises(TrainingDivergedError, match=r"global step 1, epoch 0, batch index 1"):
-        t.fit(module, datamodule=datamodule(seg_rats, batch_size=2))
+        t.fit(module, datamodule=datamodule(tiny_rats, batch_size=2))
 
 
-def test_frozen_dinov2_trains_only_its_head(tiny_dinov2: Path, seg_rats: Path) -> None:
+def test_frozen_dinov2_trains_only_its_head(tiny_dinov2: Path, tiny_rats: Path) -> None:
     net = Dinov2LinearHead(tiny_dinov2)
     backbone = {k: v.clone() for k, v in net.backbone.state_dict().items()}
     module = SegmentationModule(net, SIZE, optimizer={"lr": 1e-2})
@@ -160,7 +153,7 @@ def test_frozen_dinov2_trains_only_its_head(tiny_dinov2: Path, seg_rats: Path) -
     params = [p for g in opt.param_groups for p in g["params"]]
     assert {id(p) for p in params} == {id(net.head.weight), id(net.head.bias)}
     head = net.head.weight.clone()
-    trainer(max_steps=2, limit_val_batches=0).fit(module, datamodule=datamodule(seg_rats, batch_size=2))
+    trainer(max_steps=2, limit_val_batches=0).fit(module, datamodule=datamodule(tiny_rats, batch_size=2))
     assert not torch.equal(net.head.weight, head)
     assert all(torch.equal(v, backbone[k]) for k, v in net.backbone.state_dict().items())
     with pytest.raises(ConfigError, match=r"'image_size'.*multiples of 8"):  # under the stage: stage.image_size
@@ -168,10 +161,10 @@ def test_frozen_dinov2_trains_only_its_head(tiny_dinov2: Path, seg_rats: Path) -
 
 
 @pytest.mark.parametrize("model", ["unet", "deeplabv3", "dinov2_linear"])
-def test_train_stage_segmentation_exports_a_loadable_net(compose_cfg, tmp_path: Path, seg_rats: Path,
+def test_train_stage_segmentation_exports_a_loadable_net(compose_cfg, tmp_path: Path, tiny_rats: Path,
                                                          tiny_dinov2: Path, model: str, capsys) -> None:
     overrides = ["stage=segmentation", f"model={model}", "data.size=tiny", "logger=csv", "callbacks=none",
-                 f"dataset_dir={seg_rats}", f"stage.image_size={SIZE}", "trainer.max_epochs=1",
+                 f"dataset_dir={tiny_rats}", f"stage.image_size={SIZE}", "trainer.max_epochs=1",
                  "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "stage.datamodule.batch_size=2",
                  "stage.datamodule.num_labelled=6"]
     if model == "dinov2_linear":
