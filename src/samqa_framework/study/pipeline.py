@@ -30,6 +30,7 @@ from samqa_framework.evaluate.report import write_report
 from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.study.cache import StageCache, StageResult
 from samqa_framework.study.label_set import read_label_set
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import compose_config
 
@@ -42,10 +43,6 @@ _NOT_IN_KEY = ("paths", "logger", "hydra", "export_path", "tags", "task_name", "
 
 class Skipped(Exception):
     """The job cannot run here (a checkpoint or model folder is not configured); the row says which key to set."""
-
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 class StudyJob:
@@ -86,7 +83,7 @@ class StudyJob:
             train_cfg.export_path = "${paths.output_dir}/model.pt"
             for key, path in parents.items():
                 OmegaConf.update(train_cfg, key, path, force_add=True)
-        resolved = _plain(train_cfg)
+        resolved = to_plain(train_cfg)
         spec = {"model": name, "train": {k: v for k, v in resolved.items() if k not in _NOT_IN_KEY}}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
@@ -101,7 +98,7 @@ class StudyJob:
 
     def annotate(self, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
         cfg = self.cfg
-        spec = {"annotator": _plain(cfg.annotator), "data": _plain(cfg.data), "max_frames": cfg.get("max_frames")}
+        spec = {"annotator": to_plain(cfg.annotator), "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames")}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             annotator = instantiate(cfg.annotator, _convert_="all")
@@ -143,7 +140,7 @@ class StudyJob:
         return self._stage("export", spec, fn)
 
     def train_detector(self, export: StageResult) -> StageResult:
-        spec = {"export": export.key, "detector": _plain(self.cfg.detector), "seed": self.cfg.seed}
+        spec = {"export": export.key, "detector": to_plain(self.cfg.detector), "seed": self.cfg.seed}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             run = self.detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
@@ -154,8 +151,8 @@ class StudyJob:
 
     def detect(self, detector: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
         """Detections on the evaluation videos as MOT rows (id = rank within the frame, conf = score)."""
-        spec = {"detector": detector.key, "predict": _plain(self.cfg.detector),
-                "eval": list(manifest.eval), "data": _plain(self.cfg.data)}
+        spec = {"detector": detector.key, "predict": to_plain(self.cfg.detector),
+                "eval": list(manifest.eval), "data": to_plain(self.cfg.data)}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             counts = {}
@@ -181,7 +178,7 @@ class StudyJob:
         """Every tracker variant (``study.tracker_variants``) on the same detections, scored with TrackEval."""
         # "num_animals" stands for the data set's known count, from its manifest (imported sets count their tracks)
         variants = {name: {k: manifest.num_animals if val == "num_animals" else val
-                           for k, val in (_plain(v) or {}).items()}
+                           for k, val in (to_plain(v) or {}).items()}
                     for name, v in self.cfg.study.tracker_variants.items()}
         trackers = {name: self.tracker.replace(**changes) for name, changes in variants.items()}
         spec = {"detect": detections.key, "trackers": {n: t.params() for n, t in trackers.items()}}
@@ -257,7 +254,7 @@ def method_info(cfg: DictConfig) -> dict[str, Any]:
     """Table 2's description of the job's method (``methods.<annotator choice>``), with what is derived from the
     annotator config: post-processing (the watershed split's refinement) and the prompt interval."""
     choice = cfg.study.method
-    info = dict(_plain(cfg.methods.get(choice)) or {"label": choice})
+    info = dict(to_plain(cfg.methods.get(choice)) or {"label": choice})
     ann = cfg.annotator
     base = ann.get("base") or ann
     every = ann.get("every")

@@ -17,7 +17,6 @@ from typing import Any, Self
 
 import cv2
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from samqa_framework.data import rle
@@ -26,16 +25,13 @@ from samqa_framework.data.sequence import DatasetManifest, SeqInfo
 from samqa_framework.data.synthetic.renderer import SceneRenderer
 from samqa_framework.data.synthetic.scene import SceneSpec
 from samqa_framework.data.video import VideoWriter
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.io import atomic_dir, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 BUILD_RECORD = "build.json"
-
-
-def _plain(obj: Any) -> Any:
-    return OmegaConf.to_container(obj, resolve=True) if isinstance(obj, DictConfig) else obj
 
 
 class ImageFolderWriter:
@@ -63,7 +59,7 @@ class SyntheticDatasetBuilder:
     def __init__(self, name: str, species: str, num_animals: int, seed: int, size: str,
                  sizes: Mapping[str, Mapping[str, Any]], scene: Mapping[str, Any], video_format: str = "mp4",
                  min_visibility: float = 0.25) -> None:
-        sizes = _plain(sizes)
+        sizes = to_plain(sizes)
         if size not in sizes:
             raise ConfigError("data.size", f"unknown size {size!r}; choose one of {sorted(sizes)}")
         if video_format not in ("mp4", "img1"):
@@ -75,7 +71,7 @@ class SyntheticDatasetBuilder:
         for key in ("width", "height", "fps", "train_frames", "eval_frames"):
             if key not in self.size:
                 raise ConfigError(f"data.sizes.{size}.{key}", "missing")
-        self.scene_cfg = _plain(scene)
+        self.scene_cfg = to_plain(scene)
         try:
             self.scene = SceneSpec.from_dict(self.scene_cfg)
         except ValueError as exc:

@@ -23,10 +23,10 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite, from_all_ranks
-from samqa_framework.models.lit.finetune import plain
 from samqa_framework.models.losses import ce_dice_loss
 from samqa_framework.models.segmentation.checkpoint import export_segmentation
 from samqa_framework.models.segmentation.inputs import as_hw, check_input_size, normalize
+from samqa_framework.utils.config import to_plain
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,12 @@ class SegmentationModule(LightningModule):
         super().__init__()
         self.size = as_hw(image_size, "stage.image_size")
         check_input_size(net, self.size, "stage.image_size")
-        self.save_hyperparameters({"image_size": list(self.size), "optimizer": plain(optimizer),
-                                   "scheduler": plain(scheduler), "loss": plain(loss)})
+        optimizer, scheduler, loss = (to_plain(c) or {} for c in (optimizer, scheduler, loss))
+        self.save_hyperparameters({"image_size": list(self.size), "optimizer": optimizer, "scheduler": scheduler,
+                                   "loss": loss})
         self.net = net
-        self.optimizer_cfg, self.scheduler_cfg = plain(optimizer), plain(scheduler)
-        self.loss_cfg = {"ce_weight": 1.0, "dice_weight": 1.0, "dice_smooth": 1.0, **plain(loss)}
+        self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
+        self.loss_cfg = {"ce_weight": 1.0, "dice_weight": 1.0, "dice_smooth": 1.0, **loss}
         self._val: dict[str, float] = {}
         total = sum(p.numel() for p in net.parameters())
         trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
