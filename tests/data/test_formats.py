@@ -103,6 +103,32 @@ def test_rle_round_trip_and_bbox(tmp_path: Path) -> None:
         list(rle.iter_masks(tmp_path / "bad.jsonl"))
 
 
+def test_rle_iou_without_decoding_and_shape_check() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.random((37, 53)) > 0.5, rng.random((37, 53)) > 0.3
+    want = (a & b).sum() / (a | b).sum()
+    enc = rle.encode(a)
+    assert rle.iou(enc, rle.encode(b)) == pytest.approx(want, abs=1e-12)
+    assert rle.iou(rle.encode(a), rle.encode(a)) == 1.0
+    empty = rle.encode(np.zeros((37, 53), bool))
+    assert rle.iou(empty, empty) == 0.0 and rle.iou(empty, rle.encode(a)) == 0.0
+    listed = {"size": [2, 3], "counts": [1, 1, 2, 1, 1]}, {"size": [2, 3], "counts": [0, 2, 4]}  # pixels {1, 4}, {0, 1}
+    assert rle.iou(*listed) == pytest.approx(1 / 3)
+    for shape in ((1, 1), (7, 1), (480, 640), (1500, 2000)):  # long and negative runs in the compressed counts
+        for p in (0.001, 0.3, 0.99, 1.0):
+            m = rng.random(shape) < p
+            assert rle.iou(rle.encode(m), rle.encode(m)) == (1.0 if m.any() else 0.0)
+    # runs that do not cover the image: pycocotools' iou would never return
+    for bad in ({"size": [2, 3], "counts": [1, 1]}, {**enc, "counts": enc["counts"][:-3]}, {**enc, "size": [53, 37]}):
+        with pytest.raises(ValueError, match=r"runs of|middle of a run"):
+            rle.iou(enc, bad)
+    assert rle.check(enc) is enc and rle.check({"size": [2, 3], "counts": [1, 5]})
+    for bad in ({"size": [37], "counts": "x"}, {"size": [37, -1], "counts": "x"}, {"size": [2, 3]},
+                {"size": "2x3", "counts": "x"}, ["size", "counts"], None):
+        with pytest.raises(ValueError, match="not a COCO RLE"):
+            rle.check(bad)
+
+
 # -- video -------------------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,13 @@ import yaml
 
 from samqa_framework.data.mot import MotTable
 from samqa_framework.data.video import ImageFolderReader
-from samqa_framework.data.yolo_export import DataYaml, export_yolo, read_data_yaml, write_data_yaml
+from samqa_framework.data.yolo_export import (
+    DataYaml,
+    check_label_set,
+    export_yolo,
+    read_data_yaml,
+    write_data_yaml,
+)
 from samqa_framework.utils.errors import DataFormatError
 
 W, H, N = 80, 60, 6
@@ -190,3 +196,24 @@ def test_bad_data_yaml_names_the_file(tmp_path: Path, text: str, message: str, l
     assert err.value.path == str(path) and err.value.line == line
     with pytest.raises(DataFormatError, match="not found"):
         read_data_yaml(tmp_path / "none.yaml")
+
+
+def test_check_label_set_counts_boxes_and_names_file_and_line(tmp_path: Path, frames: ImageFolderReader) -> None:
+    export_yolo([("fly", frames, _table())], tmp_path, split="train", class_names=("female", "male"))
+    export_yolo([("fly", frames, MotTable.empty())], tmp_path, split="val")
+    assert check_label_set(tmp_path, "train", ["female", "male"]) == sum(len(v) for v in EXPECTED.values())
+    assert check_label_set(tmp_path, "val", ["animal"], require_boxes=False) == 0
+    with pytest.raises(DataFormatError, match="empty label set: none of the 6 label files") as err:
+        check_label_set(tmp_path, "val", ["animal"])
+    assert err.value.path == str(tmp_path / "labels" / "val")
+    with pytest.raises(DataFormatError, match="not found"):
+        check_label_set(tmp_path, "test", ["animal"])
+    label = tmp_path / "labels" / "train" / "fly_000001.txt"
+    good = label.read_text().splitlines()[0]
+    for bad, message in (("0 0.5 1.5 0.1 0.1", "not normalised"), ("0 0.5 0.5", "class cx cy w h"),
+                         ("2 0.5 0.5 0.1 0.1", r"class id 2 is not one of the data set's 2 class\(es\) 0\.\.1"),
+                         ("0.5 0.5 0.5 0.1 0.1", "class id 0.5"), ("0 a b c d", "not numbers")):
+        label.write_text(f"{good}\n\n{bad}\n")
+        with pytest.raises(DataFormatError, match=message) as err:
+            check_label_set(tmp_path, "train", ["female", "male"])
+        assert err.value.path == str(label) and err.value.line == 3

@@ -6,7 +6,12 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-from samqa_framework.study.pipeline import method_info, study_job
+from samqa_framework.annotate.manual import ManualAnnotator
+from samqa_framework.annotate.runner import annotate_sequence
+from samqa_framework.data.mot import read_mot, write_mot
+from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.study.cache import StageResult
+from samqa_framework.study.pipeline import StudyJob, method_info, study_job
 
 
 @pytest.mark.parametrize("annotator,label,interval,post", [
@@ -72,3 +77,20 @@ def test_every_model_spec_composes_as_a_samqa_train_config(compose_cfg, experime
     for name, spec in cfg.study.models.items():
         train_cfg = compose_config("train", [*spec.overrides, "logger=csv"])
         assert train_cfg.stage.name in ("finetune", "distill", "segmentation"), name
+
+
+def test_export_keeps_labels_whatever_their_score(tiny_rats: Path, tmp_path: Path, compose_cfg) -> None:
+    """A label's conf column is the method's score (SAM's IoU head can give negative ones), not a gt flag."""
+    seq = DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
+    root = annotate_sequence(ManualAnnotator(5), seq, tmp_path / "labels", progress=False).out_dir
+    boxes = read_mot(root / "labels.txt")
+    boxes.conf[:] = -0.3
+    write_mot(root / "labels.txt", boxes)
+    cfg = compose_cfg("study", ["annotator=manual", f"study.cache_dir={tmp_path}/cache", "study.val_every=2"])
+    annotation = StageResult("annotate", "k", root, {"sequences": {seq.name: {"labels_dir": str(root)}}}, 0.0, False)
+    manifest = DatasetManifest.read(seq.root.parent)
+    out = StudyJob(cfg).export(annotation, manifest, seq.root.parent)
+    assert out.outputs["boxes"] == len(boxes) and out.outputs["images"] == 8
+    exported = [line for p in (out.dir / "labels" / "train").glob("*.txt") for line in p.read_text().splitlines()]
+    assert len(exported) == len(boxes)  # every label became a YOLO box: none was dropped
+    assert len(list((out.dir / "labels" / "val").glob("*.txt"))) == 4

@@ -168,14 +168,12 @@ def read_data_yaml(path: Path) -> DataYaml:
     return DataYaml(root, splits, [str(n) for n in names])
 
 
-def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], require_boxes: bool = True,
-                    source: str | os.PathLike[str] | None = None) -> int:
+def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], require_boxes: bool = True) -> int:
     """Check every label file of ``<out_dir>/labels/<split>``; returns the number of boxes.
 
     Each line must be ``class cx cy w h`` with a class id below ``len(class_names)`` and coordinates in [0, 1]
     (a DataFormatError names the file and line). With ``require_boxes``, a split without a single box is an empty
-    label set (all background: the detector would learn to find nothing); the error names ``source``, the labels the
-    split was exported from, when given, else the label folder.
+    label set (all background: the detector would learn to find nothing); the error names the label folder.
     """
     folder = Path(out_dir) / "labels" / split
     if not folder.is_dir():
@@ -201,7 +199,6 @@ def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], req
                 raise DataFormatError(path, f"box {' '.join(fields[1:])} is not normalised to [0, 1]", line=number)
             boxes += 1
     if require_boxes and not boxes:
-        raise DataFormatError(source if source is not None else folder,
-                              f"empty label set: none of the {files} label files of split {split!r} in {folder} "
-                              "holds a box, so there is nothing to train a detector on")
+        raise DataFormatError(folder, f"empty label set: none of the {files} label files of split {split!r} holds a "
+                              "box, so there is nothing to train a detector on")
     return boxes
