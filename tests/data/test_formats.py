@@ -9,7 +9,13 @@ import pytest
 
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, read_mot, write_mot
-from samqa_framework.data.sequence import DatasetManifest, SeqInfo, Sequence
+from samqa_framework.data.sequence import (
+    DatasetManifest,
+    SeqInfo,
+    Sequence,
+    read_build_hash,
+    write_build_record,
+)
 from samqa_framework.data.video import ImageFolderReader, VideoReader, VideoWriter
 from samqa_framework.utils.errors import DataFormatError
 from samqa_framework.utils.io import atomic_dir, atomic_open, atomic_write_json, atomic_write_text
@@ -232,6 +238,15 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
 
 
 # -- atomic writes ---------------------------------------------------------------------------------------------
+
+
+def test_build_record_round_trip(tmp_path: Path) -> None:
+    write_build_record(tmp_path, {"config_hash": "0123abcd", "frames": 40})
+    assert read_build_hash(tmp_path) == "0123abcd"
+    for text in ("{not json", '{"frames": 40}', "[1, 2]"):  # unreadable: the sequence counts as not built
+        (tmp_path / "build.json").write_text(text)
+        assert read_build_hash(tmp_path) is None
+    assert read_build_hash(tmp_path / "none") is None
 
 
 def test_atomic_writers_leave_nothing_on_error(tmp_path: Path) -> None:

@@ -21,17 +21,16 @@ from tqdm import tqdm
 
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, format_mot_rows
-from samqa_framework.data.sequence import DatasetManifest, SeqInfo
+from samqa_framework.data.sequence import DatasetManifest, SeqInfo, read_build_hash, write_build_record
 from samqa_framework.data.synthetic.renderer import SceneRenderer
 from samqa_framework.data.synthetic.scene import SceneSpec
 from samqa_framework.data.video import VideoWriter
 from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
-from samqa_framework.utils.io import atomic_dir, atomic_write_json
+from samqa_framework.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
-BUILD_RECORD = "build.json"
 
 
 class ImageFolderWriter:
@@ -100,13 +99,12 @@ class SyntheticDatasetBuilder:
         for index, (seq, split, frames) in enumerate(self.plan()):
             getattr(manifest, split).append(seq)
             record = self._record(seq, index, frames)
-            done = out_dir / seq / BUILD_RECORD
-            if done.is_file() and json.loads(done.read_text()).get("config_hash") == record["config_hash"]:
+            if read_build_hash(out_dir / seq) == record["config_hash"]:
                 log.info("%s: already built with this config, reused", seq)
                 continue
             with atomic_dir(out_dir / seq) as tmp:
                 self._render_sequence(tmp, seq, index, frames)
-                atomic_write_json(tmp / BUILD_RECORD, record)
+                write_build_record(tmp, record)
         manifest.write(out_dir)
         return manifest
 
