@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from samqa_framework.annotate.base import FrameLabels, Instance, instance_from_mask
+from samqa_framework.annotate.base import FrameLabels
 from samqa_framework.annotate.label_set import LabelSetWriter, read_frames, read_label_set, write_frames
 from samqa_framework.annotate.runner import annotate_sequence
 from samqa_framework.annotate.store import LabelStore
@@ -17,18 +17,12 @@ from samqa_framework.data.mot import read_mot
 from samqa_framework.data.rle import decode, iter_masks
 from samqa_framework.data.sequence import DatasetManifest
 from samqa_framework.utils.errors import DataFormatError
-
-
-def _labels(frame: int) -> FrameLabels:
-    mask = np.zeros((12, 16), bool)
-    mask[2:5 + frame % 3, 3:9] = True
-    return FrameLabels(frame, [instance_from_mask(1, mask, 0.9, "auto"),
-                               Instance(2, [10, 1, 15, 6], 0.5, "manual")], prompts=frame % 2, interventions=1)
+from tests.annotate.helpers import stored_labels
 
 
 def test_export_round_trip_through_the_store(tmp_path: Path) -> None:
     store = LabelStore(tmp_path, {"method": "x"})
-    for labels in (_labels(1), FrameLabels(2, labelled=False), _labels(3), FrameLabels(4)):
+    for labels in (stored_labels(1), FrameLabels(2, labelled=False), stored_labels(3), FrameLabels(4)):
         store.append(labels)
     with LabelSetWriter(tmp_path) as export:
         for labels in store.records():
@@ -40,17 +34,17 @@ def test_export_round_trip_through_the_store(tmp_path: Path) -> None:
     masks = dict(iter_masks(export.masks_path))
     assert sorted(masks) == [1, 3, 4] and masks[4] == {}  # frame 4: labelled empty; frame 2: skipped
     assert set(masks[1]) == {1}  # a box-only instance has no mask
-    np.testing.assert_array_equal(decode(masks[3][1]), _labels(3).instances[0].mask)
+    np.testing.assert_array_equal(decode(masks[3][1]), stored_labels(3).instances[0].mask)
     assert read_frames(tmp_path / "frames.txt", 4) == [1, 3, 4]
 
 
 def test_a_failed_export_leaves_the_previous_one(tmp_path: Path) -> None:
     with LabelSetWriter(tmp_path) as export:
-        export.add(_labels(1))
+        export.add(stored_labels(1))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(RuntimeError), LabelSetWriter(tmp_path) as export:
-        export.add(_labels(1))
-        export.add(_labels(2))
+        export.add(stored_labels(1))
+        export.add(stored_labels(2))
         raise RuntimeError("crash in the middle of an export")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
@@ -92,46 +86,37 @@ def test_a_complete_label_set_reads_with_its_labelled_frames(manual_labels) -> N
     assert len(ls.boxes) > 0 and set(ls.boxes.frame.tolist()) <= set(ls.labelled)
 
 
-def test_frames_missing_is_refused_naming_the_store(manual_labels, tmp_path: Path) -> None:
-    seq, root = manual_labels
-    cut = tmp_path / "cut"
-    shutil.copytree(root, cut)
-    lines = (cut / "labels.jsonl").read_text().splitlines(keepends=True)
-    (cut / "labels.jsonl").write_text("".join(lines[:10]))
-    with pytest.raises(DataFormatError, match=r"labels\.jsonl.*stop at frame 10 of 40"):
-        read_label_set(cut, seq)
-
-
-def test_empty_and_inconsistent_label_sets_are_refused(manual_labels, tmp_path: Path) -> None:
-    seq, root = manual_labels
-    empty = tmp_path / "empty"
-    shutil.copytree(root, empty)
-    (empty / "labels.txt").write_text("")
-    with pytest.raises(DataFormatError, match=r"labels\.txt.*empty label set"):
-        read_label_set(empty, seq)
-    odd = tmp_path / "odd"
-    shutil.copytree(root, odd)
-    (odd / "frames.txt").write_text("1\n")
-    with pytest.raises(DataFormatError, match=r"labels\.txt.*frame 6 has boxes but is not in frames\.txt"):
-        read_label_set(odd, seq)
-    (odd / "frames.txt").unlink()
-    with pytest.raises(DataFormatError, match=r"frames\.txt.*missing"):
-        read_label_set(odd, seq)
-
-
-def test_a_box_outside_the_image_is_refused_naming_the_line(manual_labels, tmp_path: Path) -> None:
-    """Every box of a checked label set reaches into its image, so the YOLO export keeps each one."""
-    seq, root = manual_labels
-    out = tmp_path / "outside"
-    shutil.copytree(root, out)
-    lines = (out / "labels.txt").read_text().splitlines(keepends=True)
+def _box_outside(text: str) -> str:
+    lines = text.splitlines(keepends=True)
     fields = lines[1].split(",")
-    fields[2] = str(seq.info.width + 5)  # left edge beyond the right border
+    fields[2] = "165"  # the second box's left edge beyond the image's right border (160 px)
     lines[1] = ",".join(fields)
-    (out / "labels.txt").write_text("".join(lines))
-    with pytest.raises(DataFormatError, match="outside the 160x120 image") as err:
-        read_label_set(out, seq)
-    assert err.value.path == str(out / "labels.txt") and err.value.line == 2
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("name, edit, message, line", [
+    ("labels.jsonl", lambda t: "".join(t.splitlines(keepends=True)[:10]), r"stop at frame 10 of 40", None),
+    ("labels.txt", lambda t: "", "empty label set", None),
+    ("frames.txt", lambda t: "1\n", r"frame 6 has boxes but is not in frames\.txt", None),
+    ("frames.txt", None, "missing: the list of labelled frames", None),
+    ("labels.txt", None, "missing: no labels were exported", None),
+    # every box of a checked label set reaches into its image, so the YOLO export keeps each one
+    ("labels.txt", _box_outside, "outside the 160x120 image", 2),
+])
+def test_broken_label_sets_are_refused_naming_file_and_line(manual_labels, tmp_path: Path, name: str, edit,
+                                                            message: str, line: int | None) -> None:
+    seq, root = manual_labels
+    broken = tmp_path / "broken"
+    shutil.copytree(root, broken)
+    path = broken / name
+    if edit is None:
+        path.unlink()
+    else:
+        path.write_text(edit(path.read_text()))
+    want = broken / ("labels.txt" if name == "frames.txt" and edit is not None else name)
+    with pytest.raises(DataFormatError, match=message) as err:
+        read_label_set(broken, seq)
+    assert (err.value.path, err.value.line) == (str(want), line)
 
 
 def test_a_store_longer_than_max_frames_exports_its_first_frames(manual_labels, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, read_mot, write_mot
 from samqa_framework.data.sequence import Sequence
 from samqa_framework.utils.errors import DataFormatError
-from samqa_framework.utils.io import atomic_write_text
+from samqa_framework.utils.io import CommitOnExit, atomic_write_text
 
 LABELS = "labels.txt"
 MASKS = "masks.jsonl"
@@ -64,7 +63,7 @@ def read_frames(path: str | os.PathLike[str], num_frames: int) -> list[int]:
     return frames
 
 
-class LabelSetWriter:
+class LabelSetWriter(CommitOnExit):
     """Export frames (:meth:`add`, in order) into ``root``; on a clean exit of the ``with`` block the three files
     replace any earlier export, after an error none of them is touched."""
 
@@ -97,14 +96,8 @@ class LabelSetWriter:
                                              visibility=arr[:, 8]))
         write_frames(self.root / FRAMES, self._labelled)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._masks.abort()
+    def abort(self) -> None:
+        self._masks.abort()
 
 
 @dataclass
