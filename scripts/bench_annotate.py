@@ -28,12 +28,11 @@ from samqa_framework.utils.io import atomic_write_json
 
 def child(encoder: str, frames: int, image_size: int, checkpoint: str | None, preset: str) -> dict:
     import torch
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
     from samqa_framework.annotate.runner import annotate_sequence
+    from samqa_framework.api import compose
     from samqa_framework.data.sequence import Sequence
-    from samqa_framework.utils.hydra import CONFIG_DIR
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -43,8 +42,7 @@ def child(encoder: str, frames: int, image_size: int, checkpoint: str | None, pr
     if checkpoint:
         overrides.append(f"model.checkpoint={checkpoint}")
     with tempfile.TemporaryDirectory() as tmp:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("annotate", [*overrides, f"out_dir={tmp}/labels", f"paths.output_dir={tmp}"])
+        cfg = compose("annotate", [*overrides, f"out_dir={tmp}/labels"], output_dir=tmp)
         manifest = instantiate(cfg.data, _convert_="all").build(Path(tmp) / "data")
         seq = Sequence(Path(tmp) / "data" / manifest.train[0])
         annotator = instantiate(cfg.annotator, _convert_="all")

@@ -19,19 +19,17 @@ from pathlib import Path
 
 
 def child(frames: int, preset: str, width: int, height: int) -> dict:
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from samqa_framework.api import compose
     from samqa_framework.data import rle
     from samqa_framework.data.sequence import Sequence
-    from samqa_framework.utils.hydra import CONFIG_DIR
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with tempfile.TemporaryDirectory() as tmp:
         cfg = compose("generate", [f"data={preset}", "data.size=quick", f"data.sizes.quick.train_frames={frames}",
                                    "data.sizes.quick.eval_frames=[]", f"data.sizes.quick.width={width}",
-                                   f"data.sizes.quick.height={height}"])
-    builder = instantiate(cfg.data, _convert_="all")
-    with tempfile.TemporaryDirectory() as tmp:
+                                   f"data.sizes.quick.height={height}"], output_dir=tmp)
+        builder = instantiate(cfg.data, _convert_="all")
         t0 = time.perf_counter()
         manifest = builder.build(Path(tmp))
         t_gen = time.perf_counter() - t0

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig
 
+from samqa_framework.api import compose
 from samqa_framework.utils.hydra import CONFIG_DIR
 from samqa_framework.utils.offline import configure_offline
 
@@ -25,24 +23,14 @@ SHARED_DATA = CONFIG_DIR.parent.parent / "shared" / "data"
 
 
 @pytest.fixture
-def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
-    """Compose a primary config as its app would, with runs writing under ``tmp_path``."""
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose a primary config as its app would (``api.compose``, the Hydra node kept), with the run's folder
+    ``tmp_path/run`` unless the overrides set ``hydra.run.dir``."""
 
     def _compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name, overrides=[f"hydra.run.dir={tmp_path}/run", *(overrides or [])],
-                          return_hydra_config=True)
-        # What Hydra sets when it starts a job, so that ${hydra:...} resolves as in a real run.
-        run_dir = Path(cfg.hydra.run.dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with read_write(cfg.hydra), open_dict(cfg.hydra):
-            cfg.hydra.runtime.output_dir = str(run_dir)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return compose(config_name, [f"hydra.run.dir={tmp_path}/run", *(overrides or [])], return_hydra_config=True)
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +43,7 @@ def sleap_clip() -> Path:
 
 def build_tiny(root: Path, data: str = "synthetic_rats") -> Path:
     """A tiny synthetic data set (160x120, 40 training and 2x20 evaluation frames) in ``root``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("generate", overrides=[f"data={data}", "data.size=tiny"])
-    GlobalHydra.instance().clear()
+    cfg = compose("generate", [f"data={data}", "data.size=tiny"], output_dir=root.parent)
     instantiate(cfg.data, _convert_="all").build(root)
     return root
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -15,14 +16,17 @@ from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import CONFIG_DIR
 
 GROUPS = ["data", "model", "annotator", "qa", "prompts", "detector", "tracker", "trainer", "logger", "callbacks",
-          "paths", "experiment", "postprocess"]
-PRIMARY = {"generate": ["paths", "data", "experiment"], "evaluate": ["paths", "logger", "experiment"],
-           "annotate": ["paths", "data", "model", "qa", "prompts", "annotator", "logger", "experiment"],
+          "paths", "experiment", "recipe", "postprocess"]
+PRIMARY = {"generate": ["paths", "data"], "evaluate": ["paths", "logger"],
+           "annotate": ["paths", "data", "model", "qa", "prompts", "annotator", "logger"],
            "study": ["paths", "data", "model", "qa", "prompts", "annotator", "detector", "tracker", "logger",
-                     "experiment"]}
+                     "experiment"],
+           "train": ["paths", "data", "model", "trainer", "logger", "callbacks", "stage", "recipe"]}
 # Groups whose configs refer to other groups (${model}, ${qa}, ${prompts}): composed in the app that uses them.
-# Experiments are composed in the study app, which holds every group an experiment may override.
-COMPOSED_IN = {"annotator": "annotate", "prompts": "annotate", "experiment": "study"}
+# Presets are composed in the one app that lists their group: experiments (study setups) in samqa-study,
+# recipes (training presets) in samqa-train.
+COMPOSED_IN = {"annotator": "annotate", "prompts": "annotate", "experiment": "study", "recipe": "train"}
+PRESETS = ("experiment", "recipe")
 # Configs that need a checkpoint or model folder: instantiating them without one names the key to set.
 NEEDS_CHECKPOINT = {("model", "dinov2_linear"): r"model\.backbone_path",
                     ("annotator", "watershed_unet"): r"annotator\.checkpoint",
@@ -48,7 +52,7 @@ def test_every_expected_group_has_configs() -> None:
 def _compose_with(compose_cfg, group: str, option: str, extra: list[str] | None = None) -> DictConfig:
     primary = COMPOSED_IN.get(group, "generate")
     prefix = "" if group in PRIMARY[primary] else "+"
-    small = ["model.image_size=64"] if primary in ("annotate", "study") and group != "experiment" else []
+    small = ["model.image_size=64"] if primary in ("annotate", "study") and group not in PRESETS else []
     return compose_cfg(primary, [f"{prefix}{group}={option}", *small, *(extra or [])])
 
 
@@ -56,10 +60,10 @@ def _compose_with(compose_cfg, group: str, option: str, extra: list[str] | None 
 def test_config_composes_and_instantiates(compose_cfg, tmp_path: Path, group: str, option: str) -> None:
     extra = [f"data.source={tmp_path}"] if (group, option) == ("data", "motchallenge") else []
     cfg = _compose_with(compose_cfg, group, option, extra)
-    node = cfg[group] if group != "experiment" else OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    node = cfg[group] if group not in PRESETS else OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     container = OmegaConf.to_container(node, resolve=True)  # every interpolation resolves
     assert container is not None
-    if group == "experiment":
+    if group in PRESETS:
         assert "sizes" not in cfg.data or cfg.data.size in cfg.data.sizes
         return
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
@@ -151,3 +155,15 @@ def test_every_annotator_has_a_study_method_entry(compose_cfg) -> None:
     for name, method in cfg.methods.items():
         for model in (method.get("needs") or {}):
             assert model in cfg.study.models, f"methods.{name}.needs names unknown model {model}"
+
+
+@pytest.mark.parametrize("primary,override,error", [
+    ("study", "experiment=quick_finetune_rats", r"experiment/quick_finetune_rats"),   # a recipe is not a study
+    ("train", "recipe=quick_all", r"recipe/quick_all"),                             # nor a study setup a recipe
+    ("train", "experiment=paper_rats", r"Could not override 'experiment'"),         # samqa-train has no experiments
+    ("generate", "experiment=paper_rats", r"Could not override 'experiment'"),
+    ("annotate", "recipe=quick_finetune_rats", r"Could not override 'recipe'"),
+])
+def test_a_preset_composes_only_into_its_own_app(compose_cfg, primary: str, override: str, error: str) -> None:
+    with pytest.raises(ConfigCompositionException, match=error):
+        compose_cfg(primary, [override])

@@ -50,3 +50,28 @@ def test_another_config_on_the_same_labels_is_refused(tmp_path: Path) -> None:
     other = run_cli("samqa-annotate", *args, "annotator.every=2", cwd=tmp_path)
     assert other.returncode == 1
     assert "store.json" in other.stderr and "another configuration" in other.stderr
+
+
+def test_qa_pareto_search_returns_both_objectives_and_reports_the_front(tmp_path: Path) -> None:
+    """`samqa-annotate -m hparams_search=qa_pareto`: Optuna (NSGA-II) runs SAM-QA trials that each return box IoU and
+    interventions; the sweep folder gets Optuna's front and our report of every trial."""
+    sweep = tmp_path / "sweep"
+    result = run_cli("samqa-annotate", "-m", "hparams_search=qa_pareto", *ARGS, "max_frames=8",
+                     "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler.population_size=2",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((sweep / "pareto.json").read_text())
+    assert report["objectives"] == ["mean_box_iou", "interventions_per_100_frames"]
+    assert len(report["trials"]) == 4
+    for trial in report["trials"]:
+        assert set(trial["params"]) == {"qa.overlap_thresh", "qa.box_margin", "qa.refine_passes",
+                                        "qa.recheck_missing", "search.size_lo", "search.size_hi"}
+        quality = json.loads((Path(trial["dir"]) / "labels" / "synthetic_rats-train" / "label_quality.json")
+                             .read_text())
+        assert trial["values"] == [quality["mean_box_iou"], quality["interventions_per_100_frames"]]
+        lo, hi = json.loads((Path(trial["dir"]) / "labels" / "synthetic_rats-train" / "store.json").read_text())[
+            "fingerprint"]["annotator"]["qa"]["size_ratio"]
+        assert (lo, hi) == (float(trial["params"]["search.size_lo"]), float(trial["params"]["search.size_hi"]))
+    assert 1 <= len(report["pareto_front"]) <= 4
+    assert (sweep / "optimization_results.yaml").is_file() and (sweep / "pareto.png").is_file()
+    assert "Pareto front" in result.stdout

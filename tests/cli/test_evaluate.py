@@ -63,3 +63,11 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, tud: tuple[Path, Path], ca
 def test_unknown_config_key_fails(tmp_path: Path) -> None:
     proc = run_cli("samqa-evaluate", "gt_dir=x", "pred_dir=y", "no_such_key=1", cwd=tmp_path)
     assert proc.returncode != 0 and "no_such_key" in proc.stderr
+
+
+def test_main_returns_the_combined_idf1_to_a_sweeper(compose_cfg, tmp_path: Path, tud: tuple[Path, Path]) -> None:
+    from samqa_framework.cli.evaluate import main
+
+    gt_dir, pred_dir = tud
+    cfg = compose_cfg("evaluate", [f"gt_dir={gt_dir}", f"pred_dir={pred_dir}", "logger=csv"])
+    assert main(cfg) == pytest.approx(evaluate_dirs(gt_dir, pred_dir)[COMBINED]["IDF1"])  # Hydra's passthrough

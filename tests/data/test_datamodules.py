@@ -10,13 +10,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from samqa_framework.data import rle
-from samqa_framework.data.datamodules import (
-    BoxPromptDataModule,
-    FramesDataModule,
-    jitter_boxes,
-    normalize_images,
-)
+from samqa_framework.data.datamodules import BoxPromptDataModule, FramesDataModule, jitter_boxes
 from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.models.sam.inputs import normalize_images
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import CONFIG_DIR
 

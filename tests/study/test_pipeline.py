@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from samqa_framework.annotate.manual import ManualAnnotator
 from samqa_framework.annotate.runner import annotate_sequence
@@ -70,13 +70,27 @@ def test_an_unknown_tracker_key_fails_before_any_stage(compose_cfg, tmp_path: Pa
 @pytest.mark.parametrize("experiment", [None, "quick_all", "study_smoke", "paper_rats", "paper_mice", "sleap_clip"])
 def test_every_model_spec_composes_as_a_samqa_train_config(compose_cfg, experiment) -> None:
     """study.models holds samqa-train overrides: each must compose (a typo would only show after earlier jobs)."""
-    from samqa_framework.utils.hydra import compose_config
-
     cfg = compose_cfg("study", [f"experiment={experiment}"] if experiment else [])
     assert cfg.study.models
+    job = StudyJob(cfg)
     for name, spec in cfg.study.models.items():
-        train_cfg = compose_config("train", [*spec.overrides, "logger=csv"])
+        train_cfg = job.train_config(spec, {})
         assert train_cfg.stage.name in ("finetune", "distill", "segmentation"), name
+        assert train_cfg.data == cfg.data and train_cfg.paths.output_dir == "<stage_dir>"
+
+
+def test_a_model_config_is_explicit_and_the_job_config_stays_as_composed(compose_cfg) -> None:
+    """The study hands samqa-train's function a config of its own, and the trained model's path goes to a copy of
+    the annotator config: nothing is written into the job's config."""
+    cfg = compose_cfg("study", ["annotator=samqa", "model.image_size=64"])
+    before = OmegaConf.to_container(cfg, resolve=False)
+    job = StudyJob(cfg)
+    train_cfg = job.train_config(cfg.study.models.sam_finetune, {"model.checkpoint": "/models/distilled.pt"})
+    assert train_cfg.model.checkpoint == "/models/distilled.pt" and train_cfg.model.image_size == 64  # inherited
+    assert train_cfg.task_name == "train" and train_cfg.logger.csv.save_dir == "<stage_dir>"
+    annotator = job.annotator_config({"model.checkpoint": "/models/finetuned.pt"})
+    assert OmegaConf.to_container(annotator, resolve=True)["predictor"]["sam"]["checkpoint"] == "/models/finetuned.pt"
+    assert OmegaConf.to_container(cfg, resolve=False) == before
 
 
 def test_export_keeps_labels_whatever_their_score(tiny_rats: Path, tmp_path: Path, compose_cfg) -> None:

@@ -7,79 +7,18 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from samqa_framework.data.mot import write_mot
-from samqa_framework.evaluate.plots import bar_chart
-from samqa_framework.evaluate.report import format_table, write_report
-from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
-from samqa_framework.logging.loggers import (
-    finish_loggers,
-    instantiate_loggers,
-    log_images,
-    log_summary,
-    log_table,
-)
-from samqa_framework.track.bytetrack import ByteTrack
-from samqa_framework.track.simulated_detector import SimulatedDetector
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task
-
-log = logging.getLogger(__name__)
-
-
-def demo(cfg: DictConfig) -> dict[str, dict[str, float]]:
-    """Returns ``{detector: COMBINED metrics over the evaluation sequences}``."""
-    dataset_dir = Path(cfg.dataset_dir)
-    manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
-    out_dir = Path(cfg.paths.output_dir)
-    tracker: ByteTrack = instantiate(cfg.tracker)
-    tracker.save_yaml(out_dir / "tracker.yaml")  # the settings used, loadable by ultralytics' model.track()
-    combined: dict[str, dict[str, float]] = {}
-    for name, params in cfg.detectors.items():
-        detector = SimulatedDetector(**params, seed=cfg.seed)
-        pred_dir = out_dir / "tracks" / name
-        for seq in manifest.sequences(dataset_dir, "eval"):
-            info = seq.info
-            size = (info.width, info.height)
-            tracks = tracker.track(detector.detections(seq.gt(), info.seq_length, size), size)
-            write_mot(pred_dir / f"{seq.name}.txt", tracks, columns=10)
-        metrics = evaluate_dirs(dataset_dir, pred_dir, sequences=manifest.eval)
-        write_report(metrics, out_dir / "metrics" / name)
-        combined[name] = metrics[COMBINED]
-    table = format_table(combined, label="detector")
-    (out_dir / "demo.md").write_text(f"# ByteTrack on simulated detectors, {manifest.name}\n\n{table}\n")
-    chart = bar_chart(combined, out_dir / "demo_idf1_hota.png",
-                      title=f"ByteTrack (paper parameters) on {manifest.name}: detector noise vs. metrics")
-    loggers = instantiate_loggers(cfg.get("logger"))
-    try:
-        cols = ["detector", "IDF1", "HOTA", "MOTA", "IDSW"]
-        log_table(loggers, "demo", cols, [[k, *(m[c] for c in cols[1:])] for k, m in combined.items()])
-        log_summary(loggers, {f"{k}/{c}": m[c] for k, m in combined.items() for c in ("IDF1", "HOTA")})
-        log_images(loggers, "demo_chart", [chart_rgb(chart)])
-    finally:
-        finish_loggers(loggers)
-    print(f"\nByteTrack with the paper's parameters on simulated detections, {manifest.name} "
-          f"({', '.join(manifest.eval)}):\n")
-    print(table)
-    print(f"\nchart: {chart}\nresults: {out_dir}")
-    return combined
-
-
-def chart_rgb(path: Path):
-    import cv2
-
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="demo")
 @run_task
-def main(cfg: DictConfig) -> None:
-    demo(cfg)
+def main(cfg: DictConfig) -> float | list[float] | None:
+    from samqa_framework.api import run_app  # the task's heavy imports only once a job runs (fast --help)
+
+    return run_app("demo", cfg)
 
 
 if __name__ == "__main__":

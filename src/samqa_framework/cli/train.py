@@ -1,150 +1,29 @@
-"""samqa-train: the SAM-QA model stages (distillation, box-prompted fine-tuning) as one Hydra app.
+"""samqa-train: the SAM-QA model stages (distillation, box-prompted fine-tuning) and the segmentation baselines.
 
     samqa-train stage=distill stage.module.teacher.checkpoint=sam_vit_b_01ec64.pth
     samqa-train stage=finetune model.checkpoint=outputs/train/<run>/sam_distill.pt
-    samqa-train experiment=quick_finetune_rats          # the tuned CPU preset (35 min, 320 px)
+    samqa-train recipe=quick_finetune_rats              # the tuned CPU preset (35 min, 320 px)
     samqa-train ckpt_path=outputs/train/<run>/checkpoints/last.ckpt   # resume
     samqa-train trainer=ddp trainer.devices=2           # DDP, also in multiruns (ranks started by this job)
 
-Builds (or reuses) the data set, trains, validates once more, exports the model as a SAM-style state dict
-(``export_path``, printed last) and prints a short summary.
+Builds (or reuses) the data set, trains, validates once more, exports the model (``export_path``, printed last) and
+prints a short summary. Returns the stage's first summary metric to a Hydra sweeper.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from pathlib import Path
-from typing import Any
-
 import hydra
-import torch
-from hydra.utils import instantiate
-from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_config, log_summary
-from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunch, run_ranks
 from samqa_framework.utils.hydra import CONFIG_DIR, run_task
-
-log = logging.getLogger(__name__)
-
-
-def instantiate_callbacks(*nodes: DictConfig | None) -> list[Callback]:
-    """Every ``_target_`` entry of the given callback groups (entries without one, e.g. a stage's override of a
-    callback the user removed with ``callbacks=none``, are skipped)."""
-    out = []
-    for node in nodes:
-        for name, conf in (node or {}).items():
-            if isinstance(conf, DictConfig) and "_target_" in conf:
-                log.info("Callback %s: %s", name, conf._target_)
-                out.append(instantiate(conf))
-    return out
-
-
-def export_model(module: LightningModule, path: Path, meta: dict[str, Any]) -> Path:
-    """The module's own ``export(path, meta)`` where it has one (the segmentation stage), else the trained SAM as a
-    flat SAM-style state dict (``models.sam.checkpoints.export_sam_state_dict``)."""
-    if callable(getattr(module, "export", None)):
-        return module.export(path, meta=meta)
-    try:
-        from samqa_framework.models.sam.checkpoints import export_sam_state_dict
-    except ImportError:  # pragma: no cover - the exporter ships with the package
-        log.warning("models.sam.checkpoints.export_sam_state_dict not available: saving a plain state dict")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in module.sam.state_dict().items()}, path)
-        return path
-    return export_sam_state_dict(module.sam, path, meta=meta)
-
-
-def _metrics(trainer: Trainer, names: list[str]) -> dict[str, float]:
-    out = {}
-    for name in names:
-        value = trainer.callback_metrics.get(name)
-        if value is not None and math.isfinite(float(value)):
-            out[name] = float(value)
-    return out
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run the stage of ``cfg``; returns ``{"metrics": {...}, "export": path, "trainer": Trainer, "module": ...}``.
-
-    DDP (``trainer=ddp``) started from this job: the ranks are started here (``utils.ddp``), each runs
-    ``fit_and_export`` once, and the result is rank 0's ``{"metrics", "export"}`` (its trainer and module stayed in
-    that process).
-    """
-    seed_everything(int(cfg.seed), workers=True)
-    dataset_dir = Path(cfg.dataset_dir)
-    # built once, here, before any rank starts: ranks building it side by side would race
-    instantiate(cfg.data, _convert_="all").build(dataset_dir)
-    probe = _probe_trainer(cfg)
-    if lightning_would_relaunch(probe):
-        check_single_node(probe)
-        return run_ranks(_train_rank, cfg, probe.world_size)
-    return fit_and_export(cfg)
-
-
-def _probe_trainer(cfg: DictConfig) -> Trainer:
-    """The configured Trainer without loggers or callbacks, only to learn how it would start its processes."""
-    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # its "GPU available: ..." lines come again from the real trainer
-    try:
-        return instantiate(cfg.trainer, callbacks=[], logger=False)
-    finally:
-        quiet.setLevel(level)
-
-
-def _train_rank(cfg: DictConfig) -> dict[str, Any]:
-    """One DDP rank (a process of its own, from ``run_ranks``): the whole fit, rank 0's summary comes back."""
-    seed_everything(int(cfg.seed), workers=True)  # every rank starts from the same weights, like a DDP script
-    out = fit_and_export(cfg)
-    return {"metrics": out["metrics"], "export": out["export"]}
-
-
-def fit_and_export(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, validate once more, export (global rank 0 only) and log the summary; the data set must be built."""
-    datamodule = instantiate(cfg.stage.datamodule)
-    model = instantiate(cfg.model)
-    # the module's argument that takes the model: `sam` for the SAM stages, a stage may name another (`net`)
-    module = instantiate(cfg.stage.module, **{cfg.stage.get("model_arg", "sam"): model})
-    callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.stage.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
-    status = "failed"
-    try:
-        trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        log_config(loggers, cfg)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        names = list(cfg.stage.get("summary_metrics") or [])
-        metrics = _metrics(trainer, names)
-        if cfg.get("final_validate", True) and not trainer.fast_dev_run:
-            trainer.validate(module, datamodule=datamodule, verbose=False)
-            metrics = _metrics(trainer, names) or metrics
-        export = Path(cfg.export_path)
-        if trainer.is_global_zero:  # one writer; under DDP every rank holds the same weights
-            export = export_model(module, export,
-                                  meta={"stage": cfg.stage.name, "data": cfg.data.name,
-                                        "image_size": cfg.model.get("image_size"),
-                                        "global_step": trainer.global_step, "metrics": metrics,
-                                        "encoder": OmegaConf.to_container(cfg.model.encoder, resolve=True)
-                                        if "encoder" in cfg.model else None,
-                                        "model": OmegaConf.to_container(cfg.model, resolve=True)})
-        log_summary(loggers, {f"final/{k}": v for k, v in metrics.items()})
-        status = "success"
-    finally:
-        finish_loggers(loggers, status)
-    if trainer.is_global_zero:
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation metric"
-        print(f"\n{cfg.stage.name} on {cfg.data.name} ({trainer.global_step} steps, {trainer.current_epoch} epochs): "
-              f"{summary}")
-        print(f"model: {export}")
-    return {"metrics": metrics, "export": export, "trainer": trainer, "module": module}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @run_task
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+def main(cfg: DictConfig) -> float | list[float] | None:
+    from samqa_framework.api import run_app  # the task's heavy imports only once a job runs (fast --help)
+
+    return run_app("train", cfg)
 
 
 if __name__ == "__main__":

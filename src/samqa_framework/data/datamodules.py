@@ -10,12 +10,12 @@ Frames are decoded lazily, one per sample (``Sequence.frames().read``); only the
 strings of the frames used are held in memory. Images are prepared exactly as segment-anything's
 ``SamPredictor`` prepares them: RGB, longest side resized to ``image_size`` (``ResizeLongestSide``), then
 zero-padded at the bottom/right to ``image_size`` squared. They stay ``uint8``: pixel normalisation is the
-model's (``normalize_images`` below, = ``Sam.preprocess``), so the padding is exactly SAM's.
+model's (``models.sam.inputs.normalize_images``, = ``Sam.preprocess``), so the padding is exactly SAM's.
 
 Augmentation (training only): horizontal / vertical flips of the resized image (boxes and masks follow), and
 for distillation optionally random resized crops of the frame. Flips are applied AFTER resizing, so the
 distillation module can rebuild every flip variant of a sample bit-exactly from the batch image
-(:func:`flip_content`), which its teacher-embedding cache relies on.
+(``models.sam.inputs.flip_content``), which its teacher-embedding cache relies on.
 """
 
 from __future__ import annotations
@@ -55,33 +55,6 @@ def pad_to_square(img: np.ndarray, image_size: int) -> torch.Tensor:
     out = torch.zeros((3, image_size, image_size), dtype=torch.uint8)
     out[:, :h, :w] = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
     return out
-
-
-def flip_content(images: torch.Tensor, input_size: torch.Tensor, variant: Variant) -> torch.Tensor:
-    """Flip the valid (unpadded) ``input_size`` region of each (…, C, S, S) image; the padding stays put.
-
-    ``images`` (B, C, S, S), ``input_size`` (B, 2) as (h, w). Flipping twice gives the input back, so this both
-    applies and undoes a flip variant.
-    """
-    hflip, vflip = variant
-    if not (hflip or vflip):
-        return images
-    out = images.clone()
-    for b in range(images.shape[0]):
-        h, w = (int(v) for v in input_size[b])
-        dims = [d for d, on in ((-1, hflip), (-2, vflip)) if on]
-        out[b, :, :h, :w] = images[b, :, :h, :w].flip(dims)
-    return out
-
-
-def normalize_images(images: torch.Tensor, input_size: torch.Tensor, pixel_mean: torch.Tensor,
-                     pixel_std: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, S, S) padded images -> SAM's normalised input, zero in the padding (= ``Sam.preprocess``)."""
-    x = (images.float() - pixel_mean.view(1, -1, 1, 1)) / pixel_std.view(1, -1, 1, 1)
-    rows = torch.arange(x.shape[-2], device=x.device).view(1, -1, 1)
-    cols = torch.arange(x.shape[-1], device=x.device).view(1, 1, -1)
-    inside = (rows < input_size[:, 0].view(-1, 1, 1)) & (cols < input_size[:, 1].view(-1, 1, 1))
-    return x * inside.unsqueeze(1).to(x.dtype)
 
 
 def variants_for(hflip: bool, vflip: bool) -> list[Variant]:
@@ -131,7 +104,7 @@ def _rng() -> np.random.Generator:
 # ---------------------------------------------------------------------------------------------- datasets
 
 
-class _FramesBase(Dataset):
+class FramesBase(Dataset):
     """Frames ``refs = [(sequence index, 0-based frame)]`` of ``sequences``, decoded on request."""
 
     def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], image_size: int) -> None:
@@ -154,7 +127,7 @@ class _FramesBase(Dataset):
         return f"{self.sequences[seq].name}:{frame + 1}"
 
 
-class FramesDataset(_FramesBase):
+class FramesDataset(FramesBase):
     """Frames for distillation: ``{"image", "input_size", "index", "variant"}``.
 
     ``variant`` indexes ``variants_for(hflip, vflip)``: which flips were applied (always 0 without ``train``).
@@ -203,7 +176,7 @@ def random_resized_crop(rgb: np.ndarray, rng: np.random.Generator, scale: Seq[fl
     return rgb
 
 
-class BoxPromptDataset(_FramesBase):
+class BoxPromptDataset(FramesBase):
     """One frame with all its labelled animals.
 
     A sample: ``image`` (3, S, S) uint8, ``input_size`` (h, w), ``original_size`` (H, W), ``boxes`` (K, 4)
@@ -290,7 +263,7 @@ def collate_prompts(samples: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- indexing
 
 
-def _every(value: int, key: str) -> int:
+def whole_at_least_one(value: int, key: str) -> int:
     if int(value) != value or value < 1:
         raise ConfigError(key, f"must be a whole number >= 1, got {value}")
     return int(value)
@@ -309,7 +282,7 @@ def sequence_identity(seq: Sequence) -> dict[str, Any]:
     return {"name": seq.name, "files": stats}
 
 
-class _VideoFramesDataModule(LightningDataModule):
+class VideoFramesDataModule(LightningDataModule):
     """Shared: read the manifest, index training and validation frames, build loaders."""
 
     key_prefix = "stage.datamodule"
@@ -320,8 +293,8 @@ class _VideoFramesDataModule(LightningDataModule):
         super().__init__()
         self.root = Path(root)
         self.image_size = int(image_size)
-        self.every = _every(every, f"{self.key_prefix}.every")
-        self.val_every = _every(val_every, f"{self.key_prefix}.val_every")
+        self.every = whole_at_least_one(every, f"{self.key_prefix}.every")
+        self.val_every = whole_at_least_one(val_every, f"{self.key_prefix}.val_every")
         if batch_size < 1:
             raise ConfigError(f"{self.key_prefix}.batch_size", f"must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -357,7 +330,7 @@ class _VideoFramesDataModule(LightningDataModule):
                 "frames": hashlib.sha256(refs.tobytes()).hexdigest()[:16], "count": len(refs)}
 
 
-class FramesDataModule(_VideoFramesDataModule):
+class FramesDataModule(VideoFramesDataModule):
     """Frames of the training videos (every ``every``-th) and of the evaluation videos (every ``val_every``-th).
 
     ``crop``: ``{enabled, scale: [lo, hi], ratio: [lo, hi]}`` random resized crops (training only).
@@ -423,7 +396,7 @@ def _box_labels(seqs: Seq[Sequence], every: int) -> tuple[list[tuple[int, int]],
     return refs, labels
 
 
-class BoxPromptDataModule(_VideoFramesDataModule):
+class BoxPromptDataModule(VideoFramesDataModule):
     """Frames with all their animals' GT boxes as prompts and GT masks as targets (see :class:`BoxPromptDataset`).
 
     Trains on the data set's training sequences (every ``every``-th frame with a labelled animal), validates on

@@ -7,7 +7,7 @@ that ``gt/masks.jsonl`` records for it (an animal hidden in the tunnel adds only
 frame without a mask record has no animal, unless ``gt/gt.txt`` labels one there (then the file is incomplete:
 an error naming it).
 
-A sample: ``image`` (3, h, w) uint8 RGB at ``image_size`` (see ``models/segmentation/inputs.py``: the same
+A sample: ``image`` (3, h, w) uint8 RGB at ``image_size`` (``utils.images.resize_rgb``: the same
 preparation as the predictor's), ``mask`` (h, w) int64 class indices (0 background, 1 animal), ``name``
 (``seq:frame``); validation samples also carry ``mask_orig`` (H, W) bool at the frame's resolution, on which
 the validation IoU is measured. Training flips (horizontal / vertical, p = 0.5 each) are the augmentation.
@@ -24,10 +24,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from samqa_framework.data import rle
-from samqa_framework.data.datamodules import _every, _FramesBase, _VideoFramesDataModule
+from samqa_framework.data.datamodules import FramesBase, VideoFramesDataModule, whole_at_least_one
 from samqa_framework.data.sequence import Sequence
-from samqa_framework.models.segmentation.inputs import as_hw, resize_mask, resize_rgb
 from samqa_framework.utils.errors import ConfigError, DataFormatError
+from samqa_framework.utils.images import as_hw, resize_mask, resize_rgb
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def foreground_labels(seqs: Seq[Sequence], refs: Seq[tuple[int, int]]) -> list[l
     return out
 
 
-class SegmentationDataset(_FramesBase):
+class SegmentationDataset(FramesBase):
     """Frames ``refs`` with their foreground masks (``labels[i]``: the instance RLEs of frame ``refs[i]``)."""
 
     def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], labels: Seq[list[dict[str, Any]]],
@@ -115,7 +115,7 @@ def collate_segmentation(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-class SegmentationDataModule(_VideoFramesDataModule):
+class SegmentationDataModule(VideoFramesDataModule):
     """``num_labelled`` evenly spaced training frames and every ``val_every``-th evaluation frame, with their
     foreground masks (see :class:`SegmentationDataset`).
 
@@ -128,7 +128,7 @@ class SegmentationDataModule(_VideoFramesDataModule):
         size = as_hw(image_size, f"{self.key_prefix}.image_size")
         super().__init__(root, size[0], 1, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
         self.size = size
-        self.num_labelled = _every(num_labelled, f"{self.key_prefix}.num_labelled")
+        self.num_labelled = whole_at_least_one(num_labelled, f"{self.key_prefix}.num_labelled")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,14 +40,79 @@ def as_rgb_uint8(frame: np.ndarray, bgr: bool) -> np.ndarray:
     return np.ascontiguousarray(frame[:, :, ::-1] if bgr else frame)
 
 
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Content hash of a model's parameters and buffers: two predictors share memoised embeddings only when their
+    weights are identical (a retrained or differently loaded model never reads another's)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        data = tensor.detach().cpu().reshape(-1).contiguous()  # flat: size-1 dims may carry any stride
+        h.update(str(data.dtype).encode())
+        h.update(repr(tuple(tensor.shape)).encode())
+        h.update(memoryview(data.view(torch.uint8).numpy() if data.numel() else b""))
+    return h.hexdigest()
+
+
+class EmbeddingMemo:
+    """Image embeddings kept in memory across predictors of one process, least recently used first out.
+
+    A hyperparameter sweep of SAM-QA's checks (``hparams_search=qa_pareto``) runs the loop many times over the same
+    frames with the same model in one process (Hydra's basic launcher): only what comes after the encoder changes,
+    so each frame is encoded once for the whole sweep. Keys: model weights, frame content and colour order.
+    """
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple) -> Any | None:
+        item = self._items.get(key)
+        if item is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return item[0]
+
+    def put(self, key: tuple, value: Any, nbytes: int, limit_bytes: int) -> None:
+        if nbytes > limit_bytes:
+            return
+        if key in self._items:
+            self.bytes -= self._items.pop(key)[1]
+        self._items[key] = (value, nbytes)
+        self.bytes += nbytes
+        while self.bytes > limit_bytes:
+            _, (_, size) = self._items.popitem(last=False)
+            self.bytes -= size
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = self.hits = self.misses = 0
+
+
+# One per process: trials of a sweep build new predictors (same weights) and find the embeddings here.
+EMBEDDING_MEMO = EmbeddingMemo()
+
+
 class MaskPredictorBase(abc.ABC):
     """``set_frame`` runs the image encoder once; the ``predict_*`` methods call it themselves and reuse the
     embedding while the frame's content is unchanged (identical pixels, shape and colour order), so any number of
     prompt calls on one frame cost one encoder pass (``encoder_calls`` counts them). With ``multimask`` the
-    decoder proposes three masks per prompt and the one with the highest predicted IoU is kept."""
+    decoder proposes three masks per prompt and the one with the highest predicted IoU is kept.
 
-    def __init__(self, multimask: bool = False) -> None:
+    ``embedding_cache_mb`` > 0 keeps up to that many MB of embeddings in the process-wide :data:`EMBEDDING_MEMO`
+    (subclasses that implement ``_embedding_state`` / ``_restore_embedding``), so that another predictor with the
+    same weights (the next trial of a sweep) reuses them.
+    """
+
+    def __init__(self, multimask: bool = False, embedding_cache_mb: float = 0) -> None:
+        if embedding_cache_mb < 0:
+            raise ValueError(f"embedding_cache_mb must be >= 0, got {embedding_cache_mb}")
         self.multimask = multimask
+        self.embedding_cache_bytes = int(embedding_cache_mb * 2**20)
+        self._model_key: str | None = None
         self._key: tuple | None = None
         self._bgr: bool | None = None
         self.encoder_calls = 0
@@ -75,6 +142,17 @@ class MaskPredictorBase(abc.ABC):
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masks (k, C, H, W) bool and predicted IoU (k, C) of up to PROMPT_CHUNK prompts."""
 
+    def _memo_model(self) -> torch.nn.Module | None:
+        """The model whose weights key the memo; None: this predictor cannot memoise embeddings."""
+        return None
+
+    def _embedding_state(self) -> tuple[Any, int]:
+        """What ``_restore_embedding`` needs to make the current frame's embedding current again, and its bytes."""
+        raise NotImplementedError
+
+    def _restore_embedding(self, state: Any) -> None:
+        raise NotImplementedError
+
     # -- shared ------------------------------------------------------------------------------------------------
     def set_frame(self, frame: np.ndarray, bgr: bool = True) -> None:
         """Encode ``frame`` (uint8, (H, W, 3) BGR as OpenCV reads it, or RGB with ``bgr=False``; grey allowed).
@@ -84,12 +162,25 @@ class MaskPredictorBase(abc.ABC):
         key = frame_key(frame)
         if self.frame_size is not None and key == self._key and bgr == self._bgr:
             return
+        memo_key = None
+        if self.embedding_cache_bytes and (model := self._memo_model()) is not None:
+            if self._model_key is None:
+                self._model_key = model_fingerprint(model)
+            memo_key = (self._model_key, key, bgr)
+            state = EMBEDDING_MEMO.get(memo_key)
+            if state is not None:
+                self._restore_embedding(state)
+                self._key, self._bgr = key, bgr
+                return
         rgb = as_rgb_uint8(frame, bgr)
         self._key = self._bgr = None
         with torch.inference_mode():
             self._encode(rgb)
         self._key, self._bgr = key, bgr
         self.encoder_calls += 1
+        if memo_key is not None:
+            state, nbytes = self._embedding_state()
+            EMBEDDING_MEMO.put(memo_key, state, nbytes, self.embedding_cache_bytes)
 
     def _ensure(self, frame: np.ndarray, bgr: bool | None) -> None:
         if bgr is None:  # keep whichever colour order the frame was set with

@@ -6,14 +6,13 @@ of them (also when some failed or were skipped). Printed last: the table, then t
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from samqa_framework.study.report import collect_rows, markdown, stage_times, table2, variants_table, write_results
 
@@ -62,18 +61,9 @@ def log_summary_run(config: DictConfig, root: Path, rows: list[dict[str, Any]], 
     """One more logger run for the whole study: Table 2 and the variants as tables, the charts as images."""
     import cv2
 
-    from samqa_framework.logging.loggers import finish_loggers, instantiate_loggers, log_images, log_table
+    from samqa_framework.utils.loggers import log_images, log_table, summary_loggers
 
-    config = copy.deepcopy(config)  # interpolations (task name, tags) resolve in the whole config
-    with open_dict(config):
-        for name, node in config.logger.items():
-            if "save_dir" in node:
-                node.save_dir = str(root)
-            if name == "wandb":  # the jobs' group (${task_name}-<sweep folder>); Hydra's job config is gone by now
-                node.name, node.job_type = "study-summary", "study-summary"
-                node.group = f"{config.task_name}-{root.name}"
-    loggers = instantiate_loggers(config.logger)
-    try:
+    with summary_loggers(config, root, "study-summary") as loggers:
         header, lines = table2(rows)
         log_table(loggers, "table2", header, lines)
         v_header, v_lines = variants_table(rows)
@@ -82,5 +72,3 @@ def log_summary_run(config: DictConfig, root: Path, rows: list[dict[str, Any]], 
         for key in ("bars", "fig3a"):
             if key in files:
                 log_images(loggers, key, [cv2.cvtColor(cv2.imread(str(files[key])), cv2.COLOR_BGR2RGB)])
-    finally:
-        finish_loggers(loggers)

@@ -8,8 +8,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
-from samqa_framework.logging.loggers import log_summary, log_table
 from samqa_framework.track.detector import read_results_rows
+from samqa_framework.utils.loggers import log_summary, log_table
 
 
 def _numbers(prefix: str, values: Mapping[str, Any] | None) -> dict[str, float]:

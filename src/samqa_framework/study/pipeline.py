@@ -9,6 +9,7 @@ Stages talk through files in documented formats (MOT txt, COCO RLE, YOLO folders
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import shutil
@@ -30,15 +31,18 @@ from samqa_framework.data.yolo_export import export_yolo, write_data_yaml
 from samqa_framework.evaluate.report import write_report
 from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.study.cache import StageCache, StageResult
+from samqa_framework.training import train
 from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
-from samqa_framework.utils.hydra import compose_config
+from samqa_framework.utils.hydra import compose
 
 log = logging.getLogger(__name__)
 
 CLASS_NAMES = ("animal",)
 # Keys of a nested samqa-train config that do not change the trained model (so not part of its cache key).
 _NOT_IN_KEY = ("paths", "logger", "hydra", "export_path", "tags", "task_name", "ckpt_path")
+# Stands for a model stage's folder in its config until the cache gives the folder (paths are not in the key).
+_STAGE_DIR = "<stage_dir>"
 
 
 class Skipped(Exception):
@@ -73,35 +77,46 @@ class StudyJob:
         # A model may start from another one (e.g. fine-tuning from the distilled student).
         parents = {key: self.train_model(parent).outputs["export"]
                    for parent, key in (spec_cfg.get("needs") or {}).items()}
-        train_cfg = compose_config("train", [*spec_cfg.overrides, "logger=csv"])
+        train_cfg = self.train_config(spec_cfg, parents)
+        resolved = to_plain(train_cfg)
+        spec = {"model": name, "train": {k: v for k, v in resolved.items() if k not in _NOT_IN_KEY}}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            out = train(OmegaConf.merge(train_cfg, {"paths": {"output_dir": str(stage_dir)}}))
+            return {"export": str(out["export"]), "metrics": out["metrics"]}
+
+        return self._stage(f"train_{name}", spec, fn)
+
+    def train_config(self, spec_cfg: DictConfig, parents: Mapping[str, str]) -> DictConfig:
+        """The samqa-train config of a model spec: its overrides composed as samqa-train would, this job's data set
+        and seed, the nodes it inherits (``inherit``), the exports of the models it starts from (``parents``: key ->
+        path), and its output folder left to the stage (``paths.output_dir``)."""
+        train_cfg = compose("train", [*spec_cfg.overrides, "logger=csv"], output_dir=self.out_dir)
         with open_dict(train_cfg):
             train_cfg.data = self.cfg.data
             train_cfg.seed = self.cfg.seed
             for node in spec_cfg.get("inherit") or []:
                 train_cfg[node] = self.cfg[node]
-            train_cfg.paths = OmegaConf.merge(self.cfg.paths, {"output_dir": "<stage_dir>"})
+            train_cfg.paths = OmegaConf.merge(self.cfg.paths, {"output_dir": _STAGE_DIR})
             train_cfg.export_path = "${paths.output_dir}/model.pt"
             for key, path in parents.items():
                 OmegaConf.update(train_cfg, key, path, force_add=True)
-        resolved = to_plain(train_cfg)
-        spec = {"model": name, "train": {k: v for k, v in resolved.items() if k not in _NOT_IN_KEY}}
+        return train_cfg
 
-        def fn(stage_dir: Path) -> dict[str, Any]:
-            from samqa_framework.cli.train import train  # the samqa-train stage itself, not a copy of it
+    def annotator_config(self, trained: Mapping[str, str]) -> DictConfig:
+        """The job's annotator node with the trained models' exports at the keys its method names (``trained``:
+        key -> path, e.g. ``model.checkpoint``), in a copy: the job's own config stays as composed."""
+        cfg = copy.deepcopy(self.cfg)
+        for key, path in trained.items():
+            OmegaConf.update(cfg, key, path, force_add=True)
+        return cfg.annotator
 
-            with open_dict(train_cfg):
-                train_cfg.paths.output_dir = str(stage_dir)
-            out = train(train_cfg)
-            return {"export": str(out["export"]), "metrics": out["metrics"]}
-
-        return self._stage(f"train_{name}", spec, fn)
-
-    def annotate(self, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+    def annotate(self, annotator_cfg: DictConfig, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
         cfg = self.cfg
-        spec = {"annotator": to_plain(cfg.annotator), "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames")}
+        spec = {"annotator": to_plain(annotator_cfg), "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames")}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            annotator = instantiate(cfg.annotator, _convert_="all")
+            annotator = instantiate(annotator_cfg, _convert_="all")
             sequences = {}
             for seq in manifest.sequences(dataset_dir, "train"):
                 res = annotate_sequence(annotator, seq, stage_dir / seq.name, fingerprint=spec,
@@ -213,9 +228,8 @@ class StudyJob:
         self.detector = instantiate(cfg.detector, _convert_="all")
         dataset_dir = Path(cfg.dataset_dir)
         manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
-        for name, key in (method.get("needs") or {}).items():
-            OmegaConf.update(cfg, key, self.train_model(name).outputs["export"], force_add=True)
-        annotation = self.annotate(manifest, dataset_dir)
+        trained = {key: self.train_model(name).outputs["export"] for name, key in (method.get("needs") or {}).items()}
+        annotation = self.annotate(self.annotator_config(trained), manifest, dataset_dir)
         exported = self.export(annotation, manifest, dataset_dir)
         detector = self.train_detector(exported)
         detections = self.detect(detector, manifest, dataset_dir)

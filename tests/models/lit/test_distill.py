@@ -7,10 +7,11 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 
-from samqa_framework.data.datamodules import FramesDataModule, flip_content, normalize_images
+from samqa_framework.data.datamodules import FramesDataModule
 from samqa_framework.models.lit.distill import DistillModule
 from samqa_framework.models.sam.builder import build_sam
 from samqa_framework.models.sam.encoders import TimmEncoder
+from samqa_framework.models.sam.inputs import flip_content, normalize_images
 from samqa_framework.utils.errors import ConfigError
 
 SIZE = 64

@@ -130,3 +130,43 @@ def test_many_prompts_are_decoded_in_chunks_with_the_same_result(counted) -> Non
     assert masks.shape == (25, H, W) and len(seen) == 1
     one, one_score = predictor.predict_boxes(frame, boxes[-1:])
     assert np.array_equal(masks[-1], one[0]) and scores[-1] == pytest.approx(one_score[0], abs=1e-5)
+
+
+def test_embedding_memo_shared_by_predictors_with_the_same_weights() -> None:
+    from samqa_framework.models.mask_predictor import EMBEDDING_MEMO
+
+    EMBEDDING_MEMO.clear()
+    torch.manual_seed(0)
+    first = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)), embedding_cache_mb=64)
+    frames = [_frame(s) for s in range(3)]
+    expected = [first.predict_boxes(f, BOXES) for f in frames]
+    assert first.encoder_calls == 3 and EMBEDDING_MEMO.misses == 3
+    torch.manual_seed(0)  # the same weights, built again (a sweep's next trial)
+    second = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)), embedding_cache_mb=64)
+    for frame, (masks, scores) in zip(frames, expected, strict=True):
+        got_masks, got_scores = second.predict_boxes(frame, BOXES)
+        np.testing.assert_array_equal(got_masks, masks)
+        np.testing.assert_allclose(got_scores, scores, rtol=0, atol=1e-6)
+    assert second.encoder_calls == 0 and EMBEDDING_MEMO.hits == 3
+    torch.manual_seed(1)  # other weights never read these embeddings
+    other = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)), embedding_cache_mb=64)
+    other.predict_boxes(frames[0], BOXES)
+    assert other.encoder_calls == 1
+    off = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)))  # the default: no memo
+    off.predict_boxes(frames[0], BOXES)
+    assert off.encoder_calls == 1 and EMBEDDING_MEMO.hits == 3
+    EMBEDDING_MEMO.clear()
+
+
+def test_embedding_memo_evicts_least_recently_used_within_its_limit() -> None:
+    from samqa_framework.models.mask_predictor import EmbeddingMemo
+
+    memo = EmbeddingMemo()
+    for key in "abc":
+        memo.put((key,), key.upper(), nbytes=40, limit_bytes=100)
+    assert memo.get(("a",)) is None and memo.bytes == 80  # a fell out when c came in
+    assert memo.get(("b",)) == "B"
+    memo.put(("d",), "D", nbytes=40, limit_bytes=100)  # b was used last: c goes
+    assert memo.get(("c",)) is None and memo.get(("b",)) == "B" and memo.get(("d",)) == "D"
+    memo.put(("e",), "E", nbytes=101, limit_bytes=100)  # larger than the whole memo: not kept
+    assert memo.get(("e",)) is None and memo.bytes == 80

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from samqa_framework.models.segmentation.checkpoint import export_segmentation, load_segmentation_state
-from samqa_framework.models.segmentation.inputs import IMAGENET_MEAN, IMAGENET_STD, as_hw, check_input_size
+from samqa_framework.models.segmentation.inputs import IMAGENET_MEAN, IMAGENET_STD, check_input_size
 from samqa_framework.models.segmentation.predictor import SegmentationPredictor
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 
@@ -78,6 +78,3 @@ def test_input_size_checks_name_the_key() -> None:
     check_input_size(deeplab, (64, 96), "stage.image_size")
     with pytest.raises(ConfigError, match=r"stage\.image_size.*multiples of 8"):
         check_input_size(deeplab, (60, 96), "stage.image_size")
-    with pytest.raises(ConfigError, match=r"x\.image_size"):
-        as_hw([1, 2, 3], "x.image_size")
-    assert as_hw(64, "k") == (64, 64) and as_hw([48, 64], "k") == (48, 64)

@@ -11,7 +11,6 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
 
-from samqa_framework.cli.train import train
 from samqa_framework.data import rle
 from samqa_framework.data.segmentation_datamodule import SegmentationDataModule, evenly_spaced
 from samqa_framework.data.sequence import DatasetManifest
@@ -20,6 +19,7 @@ from samqa_framework.models.lit.segmentation import SegmentationModule
 from samqa_framework.models.losses import ce_dice_loss, dice_loss
 from samqa_framework.models.segmentation.dinov2_linear import Dinov2LinearHead
 from samqa_framework.models.segmentation.predictor import SegmentationPredictor
+from samqa_framework.training import train
 from samqa_framework.utils.errors import ConfigError
 
 SIZE = 64

@@ -33,9 +33,9 @@ from lightning.pytorch import LightningModule
 from segment_anything.modeling import Sam
 from torch import nn
 
-from samqa_framework.data.datamodules import flip_content, normalize_images
 from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite, set_trainable
 from samqa_framework.models.lit.embedding_cache import EmbeddingCache
+from samqa_framework.models.sam.inputs import flip_content, normalize_images
 from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 

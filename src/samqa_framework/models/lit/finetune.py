@@ -32,8 +32,6 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from segment_anything.modeling import MaskDecoder, Sam
 
-from samqa_framework.data.datamodules import normalize_images
-from samqa_framework.logging.loggers import log_images
 from samqa_framework.models.lit.common import (
     build_optimizer,
     build_scheduler,
@@ -42,8 +40,10 @@ from samqa_framework.models.lit.common import (
     set_trainable,
 )
 from samqa_framework.models.losses import bce_dice_loss, mask_iou
+from samqa_framework.models.sam.inputs import normalize_images
 from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.loggers import log_images
 
 log = logging.getLogger(__name__)
 

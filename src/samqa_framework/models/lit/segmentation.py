@@ -25,8 +25,9 @@ from torch import nn
 from samqa_framework.models.lit.common import build_optimizer, build_scheduler, check_finite, from_all_ranks
 from samqa_framework.models.losses import ce_dice_loss
 from samqa_framework.models.segmentation.checkpoint import export_segmentation
-from samqa_framework.models.segmentation.inputs import as_hw, check_input_size, normalize
+from samqa_framework.models.segmentation.inputs import check_input_size, normalize
 from samqa_framework.utils.config import to_plain
+from samqa_framework.utils.images import as_hw
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,12 @@ class SamMaskPredictor(MaskPredictorBase):
 
     ``sam`` is moved to ``device`` and put in eval mode. With ``fuse`` an encoder that supports it
     (``TimmEncoder.fuse_for_inference``) is fused in place for speed: the predictor then owns the model, which can
-    no longer be trained.
+    no longer be trained. ``embedding_cache_mb``: see :class:`MaskPredictorBase`.
     """
 
-    def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False, fuse: bool = True) -> None:
-        super().__init__(multimask)
+    def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False, fuse: bool = True,
+                 embedding_cache_mb: float = 0) -> None:
+        super().__init__(multimask, embedding_cache_mb)
         if fuse and hasattr(sam.image_encoder, "fuse_for_inference"):
             sam.image_encoder.fuse_for_inference()
         self.sam = sam.to(device).eval()
@@ -36,6 +37,18 @@ class SamMaskPredictor(MaskPredictorBase):
 
     def _encode(self, rgb: np.ndarray) -> None:
         self._predictor.set_image(rgb, image_format="RGB")
+
+    def _memo_model(self) -> Sam:
+        return self.sam
+
+    def _embedding_state(self) -> tuple[tuple, int]:
+        p = self._predictor
+        return (p.features, p.original_size, p.input_size), p.features.numel() * p.features.element_size()
+
+    def _restore_embedding(self, state: tuple) -> None:
+        p = self._predictor
+        p.features, p.original_size, p.input_size = state
+        p.is_image_set = True
 
     def _boxes_to_model(self, boxes: torch.Tensor) -> torch.Tensor:
         return self._predictor.transform.apply_boxes_torch(boxes, self._predictor.original_size)

@@ -20,34 +20,20 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from hydra import initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from hydra.version import VersionBase
 
-
-@contextlib.contextmanager
-def _restoring_global_hydra() -> Iterator[GlobalHydra]:
-    gh = GlobalHydra.instance()
-    saved_hydra, saved_version = gh.hydra, VersionBase.instance().getbase()
-    try:
-        yield gh
-    finally:
-        # Hydra's initialize_* contexts may swap in a deep copy of the singleton: put back the very object
-        # (others may hold it) with its state, and the version base (which may be "unspecified").
-        GlobalHydra.set_instance(gh)
-        gh.hydra = saved_hydra
-        VersionBase.instance().version_base = saved_version
+from samqa_framework.utils.hydra import restoring_global_hydra
 
 
 def import_sam2() -> ModuleType:
     """``import sam2`` without leaving its Hydra initialisation behind; returns the module."""
-    with _restoring_global_hydra():
+    with restoring_global_hydra():
         return importlib.import_module("sam2")
 
 
 @contextlib.contextmanager
 def sam2_hydra() -> Iterator[None]:
     """Run sam2's ``build_sam2*`` (which call ``hydra.compose``) with sam2's config module as Hydra's."""
-    with _restoring_global_hydra() as gh:
+    with restoring_global_hydra() as gh:
         gh.clear()
         with initialize_config_module("sam2", version_base="1.2"):
             yield

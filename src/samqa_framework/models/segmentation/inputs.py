@@ -1,17 +1,13 @@
 """How a frame becomes a segmentation network's input, shared by training and prediction so both see the same.
 
 A frame (RGB uint8) is resized (aspect NOT kept: every net gets the same fixed (h, w) grid) with OpenCV's area
-interpolation, kept ``uint8`` through the data loader, and normalised with the ImageNet mean and std on the
-model's device (what torchvision/timm encoders and DINOv2 were pretrained with). The nets' logits are resized
-back to the frame bilinearly.
+interpolation (``utils.images.resize_rgb``, in the data module and the predictor), kept ``uint8`` through the data
+loader, and normalised here with the ImageNet mean and std on the model's device (what torchvision/timm encoders
+and DINOv2 were pretrained with). The nets' logits are resized back to the frame bilinearly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import cv2
-import numpy as np
 import torch
 from torch import nn
 
@@ -19,36 +15,6 @@ from samqa_framework.utils.errors import ConfigError
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
-
-def as_hw(image_size: int | Sequence[int], key: str) -> tuple[int, int]:
-    """``S`` or ``[h, w]`` -> ``(h, w)``; anything else (or a side < 1) is a ``ConfigError`` naming ``key``."""
-    if isinstance(image_size, int | np.integer):
-        size = (int(image_size), int(image_size))
-    else:
-        try:
-            size = tuple(int(v) for v in image_size)
-        except (TypeError, ValueError):
-            size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise ConfigError(key, f"must be a positive size S or [height, width], got {image_size!r}")
-    return size  # type: ignore[return-value]
-
-
-def resize_rgb(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 -> (h, w, 3) uint8 (area interpolation: no aliasing when shrinking)."""
-    h, w = size_hw
-    if rgb.shape[:2] == (h, w):
-        return np.ascontiguousarray(rgb)
-    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-
-
-def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool -> (h, w) bool: a pixel is foreground if at least half of what it covers is."""
-    h, w = size_hw
-    if mask.shape == (h, w):
-        return mask.astype(bool)
-    return cv2.resize(mask.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_AREA) >= 128
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

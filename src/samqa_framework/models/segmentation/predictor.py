@@ -21,8 +21,9 @@ from hydra.utils import instantiate
 from torch import nn
 
 from samqa_framework.models.segmentation.checkpoint import export_info, load_segmentation_state
-from samqa_framework.models.segmentation.inputs import as_hw, check_input_size, normalize, resize_rgb
+from samqa_framework.models.segmentation.inputs import check_input_size, normalize
 from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.images import as_hw, resize_rgb
 
 
 class SegmentationPredictor:

@@ -6,14 +6,17 @@ stages (evaluation, annotation reports), so a job writes to one W&B run whatever
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +87,48 @@ def finish_loggers(loggers: Sequence[Logger], status: str = "success") -> None:
             import wandb
 
             wandb.finish(exit_code=0 if status == "success" else 1)
+
+
+class JobLoggers(list[Logger]):
+    """The job's loggers (a list of Lightning ``Logger``); set ``failed = True`` to finish their runs as failed
+    when the job reports a failure without raising (a study job that records ``status: failed``)."""
+
+    failed: bool = False
+
+
+@contextlib.contextmanager
+def job_loggers(cfg: DictConfig, run_name: str | None = None, log_hparams: bool = True) -> Iterator[JobLoggers]:
+    """The loggers of ``cfg.logger`` for one job: the job's resolved config logged as their hyperparameters
+    (``log_hparams``), finished on exit with status ``success``, or ``failed`` when the block raises or sets
+    ``failed``. ``run_name``: the W&B run's name instead of the logger config's."""
+    node = cfg.get("logger")
+    if run_name and "wandb" in (node or {}):
+        node = copy.deepcopy(node)  # the job's own config stays as composed
+        with open_dict(node):
+            node.wandb.name = run_name
+    loggers = JobLoggers(instantiate_loggers(node))
+    ok = False
+    try:
+        if log_hparams:
+            log_config(loggers, cfg)
+        yield loggers
+        ok = not loggers.failed
+    finally:
+        finish_loggers(loggers, "success" if ok else "failed")
+
+
+@contextlib.contextmanager
+def summary_loggers(config: DictConfig, root: Path, job_type: str) -> Iterator[JobLoggers]:
+    """One more logger run for a whole run or multirun (a study's Table 2, a sweep's Pareto front), written under
+    ``root``; in W&B named ``job_type`` and grouped with the multirun's jobs (``${task_name}-<sweep folder>``)."""
+    config = copy.deepcopy(config)  # interpolations (task name, tags) resolve in the whole config
+    with open_dict(config):
+        for name, node in config.logger.items():
+            if "save_dir" in node:
+                node.save_dir = str(root)
+            if name == "wandb":  # Hydra's job config is gone by now: the group is rebuilt from the sweep folder
+                node.name, node.job_type = job_type, job_type
+                node.group = f"{config.task_name}-{root.name}"
+    # the multirun's own config: its ${hydra:...} values may not resolve any more, so it is not logged
+    with job_loggers(config, log_hparams=False) as loggers:
+        yield loggers

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from samqa_framework.cli.demo import demo
+from samqa_framework.study.demo import demo
 from samqa_framework.track.bytetrack import ByteTrack
 
 

@@ -1,0 +1,81 @@
+"""The annotate task (``samqa-annotate``, ``api.annotate``): label a data set's videos with one method, frame by
+frame, resumable. Prints the label-quality table (when the sequences have ground truth) and the labels folder last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from lightning.pytorch import seed_everything
+from omegaconf import DictConfig, OmegaConf
+
+from samqa_framework.annotate.quality import LabelQuality, format_quality
+from samqa_framework.annotate.runner import AnnotationResult, annotate_sequence
+from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.loggers import job_loggers, log_summary, log_table
+from samqa_framework.utils.objective import mean_over
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(cfg: DictConfig) -> dict[str, Any]:
+    """What makes two runs' labels the same: the method (with its model and QA settings) and the data."""
+    return {"annotator": OmegaConf.to_container(cfg.annotator, resolve=True),
+            "data": f"{cfg.data.name}-{cfg.data.get('size', '')}"}
+
+
+def annotate(cfg: DictConfig) -> list[AnnotationResult]:
+    """Label the chosen sequences of ``cfg.data``; one ``AnnotationResult`` per sequence."""
+    objective_keys(cfg)  # a typo in the sweep's objective fails now, not after the labelling
+    seed_everything(int(cfg.seed), verbose=False)  # random-weight models are the same on a resume
+    dataset_dir = Path(cfg.dataset_dir)
+    manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
+    if cfg.split not in ("train", "eval"):
+        raise ConfigError("split", f"must be train or eval, got {cfg.split!r}")
+    sequences = manifest.sequences(dataset_dir, cfg.split)
+    if cfg.get("sequences"):
+        wanted = list(cfg.sequences)
+        unknown = sorted(set(wanted) - {s.name for s in sequences})
+        if unknown:
+            raise ConfigError("sequences", f"{unknown} not in the {cfg.split} split of {dataset_dir} "
+                              f"({[s.name for s in sequences]})")
+        sequences = [s for s in sequences if s.name in wanted]
+    annotator = instantiate(cfg.annotator, _convert_="all")
+    results = []
+    with job_loggers(cfg) as loggers:
+        for seq in sequences:
+            result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name, fingerprint(cfg),
+                                       max_frames=cfg.get("max_frames"), progress=cfg.get("progress", True),
+                                       overlay=cfg.get("overlay", False), num_animals=manifest.num_animals)
+            results.append(result)
+            if result.quality:
+                print(f"\n{seq.name}:\n{format_quality(annotator.name, result.quality)}")
+                numeric = {f"label_quality/{seq.name}/{k}": v for k, v in result.quality.items()
+                           if isinstance(v, int | float)}
+                log_summary(loggers, numeric)
+                keys = [k for k, v in result.quality.items() if isinstance(v, int | float)]
+                log_table(loggers, f"label_quality/{seq.name}", ["method", *keys],
+                          [[annotator.name, *(result.quality[k] for k in keys)]])
+    print(f"labels: {Path(cfg.out_dir)}")
+    return results
+
+
+def objective_keys(cfg: DictConfig) -> list[str]:
+    """``cfg.objective``: the label-quality figures a sweep optimises (keys of ``LabelQuality.result()``)."""
+    raw = cfg.get("objective")
+    keys = [raw] if isinstance(raw, str) else list(raw or [])
+    known = list(LabelQuality().result())
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        raise ConfigError("objective", f"must list label-quality figures of {known}, got {keys}")
+    return keys
+
+
+def objective(cfg: DictConfig, results: Sequence[AnnotationResult]) -> float | list[float]:
+    """What ``samqa-annotate`` returns to a Hydra sweeper: each ``cfg.objective`` figure averaged over the
+    sequences with ground truth (NaN when none has it); a float for one figure, a list for several."""
+    return mean_over((r.quality for r in results), objective_keys(cfg))

@@ -1,0 +1,97 @@
+"""The Python API: compose a config and run any task, from a notebook, a script or a test, as the apps do.
+
+    from samqa_framework import api
+
+    cfg = api.compose("generate", ["data=synthetic_mice", "data.size=tiny"])   # a run folder, as the app makes
+    data_dir = api.generate(cfg)
+    metrics = api.evaluate([f"gt_dir={data_dir}", f"pred_dir={tracks}", "logger=csv"])   # or overrides
+
+Each task takes a composed config (``DictConfig``) or a list of overrides of its primary config (``conf/<task>.yaml``)
+and returns the task's own result (``generate``: the data set's folder; ``evaluate``: metrics per sequence; ``train``:
+metrics and the exported model; ``annotate``: one result per sequence; ``study``: the job's row; ``demo``: metrics per
+simulated detector). The apps (``samqa-<task>``) run the same functions and return :func:`objective` to Hydra's
+sweepers. The package root re-exports :func:`compose` and :func:`run` (``samqa_framework.compose``); the tasks keep
+their names here only, where they do not clash with the subpackages (``samqa_framework.annotate``...).
+
+Nothing heavy is imported until a task runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from samqa_framework.utils.hydra import compose
+
+__all__ = ["TASKS", "annotate", "compose", "demo", "evaluate", "generate", "objective", "run", "run_app", "study",
+           "train"]
+
+# task -> the module holding `<task>(cfg)` and `objective(cfg, result)` (absent: the app returns None)
+TASKS = {"generate": "samqa_framework.data.task", "evaluate": "samqa_framework.evaluate.task",
+         "train": "samqa_framework.training", "annotate": "samqa_framework.annotate.task",
+         "study": "samqa_framework.study.task", "demo": "samqa_framework.study.demo"}
+
+Config = DictConfig | Sequence[str] | None
+
+
+def _module(task: str) -> Any:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; one of {sorted(TASKS)}")
+    return importlib.import_module(TASKS[task])
+
+
+def _config(task: str, cfg: Config) -> DictConfig:
+    return cfg if isinstance(cfg, DictConfig) else compose(task, list(cfg or []))
+
+
+def run(task: str, cfg: Config = None) -> Any:
+    """Run ``task`` (``generate``, ``evaluate``, ``train``, ``annotate``, ``study``, ``demo``) on a composed config
+    or on overrides of its primary config; returns the task's result. Bad input raises (``SamqaError``...)."""
+    return getattr(_module(task), task)(_config(task, cfg))
+
+
+def objective(task: str, cfg: DictConfig, result: Any) -> float | list[float] | None:
+    """What the task's app returns to a Hydra sweeper (``None`` for a task without an objective): study, the
+    primary tracker variant's IDF1; annotate, the ``objective`` label-quality figures; evaluate, the combined IDF1;
+    train, the stage's first summary metric. NaN for a run without a value (a skipped study job)."""
+    fn = getattr(_module(task), "objective", None)
+    return fn(cfg, result) if fn is not None else None
+
+
+def run_app(task: str, cfg: DictConfig) -> float | list[float] | None:
+    """What an app (``samqa-<task>``) does with Hydra's config: run the task and return its objective."""
+    return objective(task, cfg, run(task, cfg))
+
+
+def generate(cfg: Config = None) -> Path:
+    """Build the data set of ``cfg.data`` into ``cfg.out_dir``; returns that folder."""
+    return run("generate", cfg)
+
+
+def evaluate(cfg: Config = None) -> dict[str, dict[str, float]]:
+    """TrackEval metrics of ``cfg.pred_dir`` against ``cfg.gt_dir``, per sequence and ``COMBINED``."""
+    return run("evaluate", cfg)
+
+
+def train(cfg: Config = None) -> dict[str, Any]:
+    """Train ``cfg.stage``; returns ``{"metrics", "export", "trainer", "module"}`` (DDP: metrics and export)."""
+    return run("train", cfg)
+
+
+def annotate(cfg: Config = None) -> list[Any]:
+    """Label the chosen sequences with ``cfg.annotator``; one ``AnnotationResult`` per sequence."""
+    return run("annotate", cfg)
+
+
+def study(cfg: Config = None) -> dict[str, Any]:
+    """One study job (a method's labels for a data set -> detector -> tracker -> metrics); returns its row."""
+    return run("study", cfg)
+
+
+def demo(cfg: Config = None) -> dict[str, dict[str, float]]:
+    """ByteTrack on simulated detectors of growing noise; the combined metrics per detector."""
+    return run("demo", cfg)

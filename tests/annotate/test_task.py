@@ -1,0 +1,40 @@
+"""The annotate task's objective: what samqa-annotate returns to a sweeper."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from samqa_framework.annotate.runner import AnnotationResult
+from samqa_framework.annotate.task import objective, objective_keys
+from samqa_framework.utils.errors import ConfigError
+
+
+def _result(quality: dict | None) -> AnnotationResult:
+    return AnnotationResult(Path("x"), Path("x/labels.txt"), Path("x/masks.jsonl"), 10, {}, quality)
+
+
+def test_the_default_objective_is_the_mean_box_iou_over_sequences(compose_cfg) -> None:
+    cfg = compose_cfg("annotate")
+    assert objective_keys(cfg) == ["mean_box_iou"]
+    results = [_result({"mean_box_iou": 0.9, "interventions_per_100_frames": 1.0}), _result(None),
+               _result({"mean_box_iou": 0.7, "interventions_per_100_frames": 3.0})]
+    assert objective(cfg, results) == pytest.approx(0.8)
+
+
+def test_several_figures_give_a_list_for_a_multi_objective_sweep() -> None:
+    cfg = OmegaConf.create({"objective": ["mean_box_iou", "interventions_per_100_frames"]})
+    out = objective(cfg, [_result({"mean_box_iou": 0.9, "interventions_per_100_frames": 1.0}),
+                          _result({"mean_box_iou": 0.7, "interventions_per_100_frames": 3.0})])
+    assert out == pytest.approx([0.8, 2.0])
+    assert objective(OmegaConf.create({"objective": "recall"}), [_result({"recall": 0.5})]) == 0.5
+    assert math.isnan(objective(cfg, [_result(None)])[0])  # no ground truth: no figure
+
+
+@pytest.mark.parametrize("value", [["mean_box_io"], []])
+def test_an_unknown_figure_is_refused_by_name(compose_cfg, value) -> None:
+    with pytest.raises(ConfigError, match=r"config key 'objective'.*mean_box_iou"):
+        objective_keys(OmegaConf.create({"objective": value}))
