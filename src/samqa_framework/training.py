@@ -15,9 +15,10 @@ from typing import Any
 
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from samqa_framework.models.sam.checkpoints import export_sam_state_dict
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunch, run_ranks
 from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_summary
@@ -115,9 +116,8 @@ def fit_and_export(cfg: DictConfig) -> dict[str, Any]:
                                   meta={"stage": cfg.stage.name, "data": cfg.data.name,
                                         "image_size": cfg.model.get("image_size"),
                                         "global_step": trainer.global_step, "metrics": metrics,
-                                        "encoder": OmegaConf.to_container(cfg.model.encoder, resolve=True)
-                                        if "encoder" in cfg.model else None,
-                                        "model": OmegaConf.to_container(cfg.model, resolve=True)})
+                                        "encoder": to_plain(cfg.model.get("encoder")),
+                                        "model": to_plain(cfg.model)})
         log_summary(loggers, {f"final/{k}": v for k, v in metrics.items()})
     if trainer.is_global_zero:
         summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation metric"

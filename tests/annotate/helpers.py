@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from samqa_framework.annotate.association import box_iou_matrix
-from samqa_framework.annotate.base import mask_box
+from samqa_framework.annotate.base import FrameLabels, Instance, instance_from_mask, mask_box
 from samqa_framework.annotate.ground_truth import GroundTruthFrames
 from samqa_framework.data.sequence import Sequence
 
@@ -64,3 +64,11 @@ class GtMaskPredictor:
                 if hits and max(hits) > 0:
                     out[k] = masks[int(np.argmax(hits))]
         return out, np.ones(len(pts), np.float32)
+
+
+def stored_labels(frame: int) -> FrameLabels:
+    """A frame as a label store holds them: an instance with a mask (varying with the frame) and a box-only one."""
+    mask = np.zeros((12, 16), bool)
+    mask[2:5 + frame % 3, 3:9] = True
+    return FrameLabels(frame, [instance_from_mask(1, mask, 0.9, "auto"),
+                               Instance(2, [10, 1, 15, 6], 0.5, "manual")], prompts=frame % 2, interventions=1)

@@ -136,3 +136,27 @@ def test_overlay_video_on_request(seq: Sequence, tmp_path: Path) -> None:
     assert len(video) == 10 and (video.width, video.height) == (seq.info.width, seq.info.height)
     drawn, plain = video.read(0), seq.frames().read(0)
     assert np.abs(drawn.astype(int) - plain.astype(int)).max() > 100  # boxes drawn in saturated colours
+
+
+def test_a_run_reads_its_store_once_and_decodes_no_stored_mask(seq: Sequence, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export, costs and label quality come from one pass over the store; manual labels carry the ground truth's
+    run lengths into the store, the exports and the mask IoU without decoding a mask."""
+    from samqa_framework.data import rle
+
+    passes: list[int] = []
+    decoded: list[object] = []
+    real_records, real_decode = LabelStore.records, rle.decode
+
+    def records(store: LabelStore):
+        passes.append(1)
+        return real_records(store)
+
+    monkeypatch.setattr(LabelStore, "records", records)
+    monkeypatch.setattr(rle, "decode", lambda r: decoded.append(r) or real_decode(r))
+    result = annotate_sequence(ManualAnnotator(), seq, tmp_path / "labels", {}, progress=False)
+    assert passes == [1, 1]  # the (empty) resume replay, then the one finishing pass
+    assert decoded == []
+    assert result.quality["mean_mask_iou"] == 1.0 and result.frames == seq.info.seq_length
+    masks = dict(rle.iter_masks(tmp_path / "labels" / "masks.jsonl"))
+    assert masks == dict(rle.iter_masks(seq.masks_path))  # ground truth's masks (every frame labelled)

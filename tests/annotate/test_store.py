@@ -5,63 +5,68 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samqa_framework.annotate.base import FrameLabels, Instance, instance_from_mask
 from samqa_framework.annotate.store import LabelStore
-from samqa_framework.data.mot import read_mot
-from samqa_framework.data.rle import iter_masks
+from samqa_framework.data import rle
 from samqa_framework.utils.errors import DataFormatError
+from tests.annotate.helpers import stored_labels
 
 
-def _labels(frame: int) -> FrameLabels:
-    mask = np.zeros((12, 16), bool)
-    mask[2:5 + frame % 3, 3:9] = True
-    return FrameLabels(frame, [instance_from_mask(1, mask, 0.9, "auto"),
-                               Instance(2, [10, 1, 15, 6], 0.5, "manual")], prompts=frame % 2, interventions=1)
-
-
-def test_round_trip_torn_line_and_export(tmp_path: Path) -> None:
+def test_round_trip_and_torn_line(tmp_path: Path) -> None:
     store = LabelStore(tmp_path, {"method": "x"})
     for f in (1, 2, 3):
-        store.append(_labels(f))
+        store.append(stored_labels(f))
     with open(store.path, "a", encoding="utf-8") as fh:  # a crash in the middle of frame 4's write
         fh.write('{"frame": 4, "prompts": 0, "instan')
     reopened = LabelStore(tmp_path, {"method": "x"})
     got = list(reopened.records())
     assert [g.frame for g in got] == [1, 2, 3]
     for g in got:
-        want = _labels(g.frame)
+        want = stored_labels(g.frame)
         np.testing.assert_array_equal(g.instances[0].mask, want.instances[0].mask)
         np.testing.assert_allclose(g.instances[0].box, want.instances[0].box)
         assert g.instances[1].mask is None and g.instances[1].source == "manual"
         assert (g.prompts, g.interventions) == (want.prompts, want.interventions)
-    reopened.append(_labels(4))
+    reopened.append(stored_labels(4))
     assert [g.frame for g in reopened.records()] == [1, 2, 3, 4]
-    labels_txt, masks = reopened.export()
-    table = read_mot(labels_txt)
-    assert len(table) == 8 and set(table.track_id.tolist()) == {1, 2}
-    np.testing.assert_allclose(table.box[table.track_id == 2][0], [10, 1, 5, 5])
-    assert [f for f, _ in iter_masks(masks)] == [1, 2, 3, 4]
-    assert all(set(m) == {1} for _, m in iter_masks(masks))  # box-only instances have no mask
+
+
+def test_masks_are_decoded_only_when_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LabelStore(tmp_path, {})
+    for f in (1, 2):
+        store.append(stored_labels(f))
+    decoded: list[object] = []
+    real_decode = rle.decode
+    monkeypatch.setattr(rle, "decode", lambda r: decoded.append(r) or real_decode(r))
+    got = list(store.records())
+    assert [i.has_mask for i in got[0].instances] == [True, False] and decoded == []
+    assert got[0].instances[0].area == stored_labels(1).instances[0].area and decoded == []
+    copy = LabelStore(tmp_path / "copy", {})
+    for labels in got:
+        copy.append(labels)  # the stored RLE is written back as it came
+    assert copy.path.read_text() == store.path.read_text() and decoded == []
+    np.testing.assert_array_equal(got[1].instances[0].mask, stored_labels(2).instances[0].mask)
+    assert len(decoded) == 1
+
+
+def test_a_bad_mask_record_names_the_line(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path, {})
+    store.append(stored_labels(1))
+    store.append(stored_labels(2))
+    lines = store.path.read_text().splitlines()
+    store.path.write_text(lines[0] + "\n" + lines[1].replace('"size":[12,16]', '"size":"12x16"') + "\n")
+    with pytest.raises(DataFormatError, match=r"labels.jsonl:2: bad label record .*not a COCO RLE"):
+        list(store.records())
 
 
 def test_another_config_is_refused_naming_the_difference(tmp_path: Path) -> None:
-    LabelStore(tmp_path, {"method": "samqa", "qa": 0.1}).append(_labels(1))
+    LabelStore(tmp_path, {"method": "samqa", "qa": 0.1}).append(stored_labels(1))
     with pytest.raises(DataFormatError, match=r"store.json.*differs in qa"):
         LabelStore(tmp_path, {"method": "samqa", "qa": 0.2})
 
 
 def test_frames_out_of_order_name_the_line(tmp_path: Path) -> None:
     store = LabelStore(tmp_path, {})
-    store.append(_labels(1))
-    store.append(_labels(3))
+    store.append(stored_labels(1))
+    store.append(stored_labels(3))
     with pytest.raises(DataFormatError, match=r"labels.jsonl:2: frame 3 where frame 2 was expected"):
         list(store.records())
-
-
-def test_skipped_frames_are_left_out_of_the_export(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path, {})
-    store.append(_labels(1))
-    store.append(FrameLabels(2, labelled=False))
-    store.append(FrameLabels(3))
-    store.export()
-    assert (tmp_path / "frames.txt").read_text().split() == ["1", "3"]

@@ -9,7 +9,13 @@ import pytest
 
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, read_mot, write_mot
-from samqa_framework.data.sequence import DatasetManifest, SeqInfo, Sequence
+from samqa_framework.data.sequence import (
+    DatasetManifest,
+    SeqInfo,
+    Sequence,
+    read_build_hash,
+    write_build_record,
+)
 from samqa_framework.data.video import ImageFolderReader, VideoReader, VideoWriter
 from samqa_framework.utils.errors import DataFormatError
 from samqa_framework.utils.io import atomic_dir, atomic_open, atomic_write_json, atomic_write_text
@@ -101,6 +107,32 @@ def test_rle_round_trip_and_bbox(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"frame": 1, "instances": []}\n{"frame": 2}\n')
     with pytest.raises(DataFormatError, match=r"bad\.jsonl:2"):
         list(rle.iter_masks(tmp_path / "bad.jsonl"))
+
+
+def test_rle_iou_without_decoding_and_shape_check() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.random((37, 53)) > 0.5, rng.random((37, 53)) > 0.3
+    want = (a & b).sum() / (a | b).sum()
+    enc = rle.encode(a)
+    assert rle.iou(enc, rle.encode(b)) == pytest.approx(want, abs=1e-12)
+    assert rle.iou(rle.encode(a), rle.encode(a)) == 1.0
+    empty = rle.encode(np.zeros((37, 53), bool))
+    assert rle.iou(empty, empty) == 0.0 and rle.iou(empty, rle.encode(a)) == 0.0
+    listed = {"size": [2, 3], "counts": [1, 1, 2, 1, 1]}, {"size": [2, 3], "counts": [0, 2, 4]}  # pixels {1, 4}, {0, 1}
+    assert rle.iou(*listed) == pytest.approx(1 / 3)
+    for shape in ((1, 1), (7, 1), (480, 640), (1500, 2000)):  # long and negative runs in the compressed counts
+        for p in (0.001, 0.3, 0.99, 1.0):
+            m = rng.random(shape) < p
+            assert rle.iou(rle.encode(m), rle.encode(m)) == (1.0 if m.any() else 0.0)
+    # runs that do not cover the image: pycocotools' iou would never return
+    for bad in ({"size": [2, 3], "counts": [1, 1]}, {**enc, "counts": enc["counts"][:-3]}, {**enc, "size": [53, 37]}):
+        with pytest.raises(ValueError, match=r"runs of|middle of a run"):
+            rle.iou(enc, bad)
+    assert rle.check(enc) is enc and rle.check({"size": [2, 3], "counts": [1, 5]})
+    for bad in ({"size": [37], "counts": "x"}, {"size": [37, -1], "counts": "x"}, {"size": [2, 3]},
+                {"size": "2x3", "counts": "x"}, ["size", "counts"], None):
+        with pytest.raises(ValueError, match="not a COCO RLE"):
+            rle.check(bad)
 
 
 # -- video -------------------------------------------------------------------------------------------------
@@ -206,6 +238,15 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
 
 
 # -- atomic writes ---------------------------------------------------------------------------------------------
+
+
+def test_build_record_round_trip(tmp_path: Path) -> None:
+    write_build_record(tmp_path, {"config_hash": "0123abcd", "frames": 40})
+    assert read_build_hash(tmp_path) == "0123abcd"
+    for text in ("{not json", '{"frames": 40}', "[1, 2]"):  # unreadable: the sequence counts as not built
+        (tmp_path / "build.json").write_text(text)
+        assert read_build_hash(tmp_path) is None
+    assert read_build_hash(tmp_path / "none") is None
 
 
 def test_atomic_writers_leave_nothing_on_error(tmp_path: Path) -> None:

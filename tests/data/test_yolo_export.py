@@ -12,7 +12,14 @@ import yaml
 
 from samqa_framework.data.mot import MotTable
 from samqa_framework.data.video import ImageFolderReader
-from samqa_framework.data.yolo_export import export_yolo, write_data_yaml
+from samqa_framework.data.yolo_export import (
+    DataYaml,
+    check_label_set,
+    export_yolo,
+    read_data_yaml,
+    write_data_yaml,
+)
+from samqa_framework.utils.errors import DataFormatError
 
 W, H, N = 80, 60, 6
 # frame -> [(id, left, top, width, height, flag)]
@@ -160,3 +167,53 @@ def test_data_yaml_accepted_by_ultralytics(tmp_path: Path, frames: ImageFolderRe
         assert tuple(shape) == (H, W)
         frame = int(Path(im_file).stem.split("_")[-1])
         assert len(lb) == len(EXPECTED[frame]) and ne == (not EXPECTED[frame])
+
+
+def test_data_yaml_round_trip(tmp_path: Path, frames: ImageFolderReader) -> None:
+    out = tmp_path / "yolo"
+    for split in ("train", "val", "test"):
+        export_yolo([("fly", frames, _table())], out, split=split, class_names=("female", "male"), every=3)
+    path = write_data_yaml(out, {"train": "train", "val": "val", "test": "test"}, ["female", "male"])
+    assert read_data_yaml(path) == DataYaml(out.absolute(), {"train": "train", "val": "val", "test": "test"},
+                                            ["female", "male"])
+    path.write_text("path: .\ntrain: images/train\nval: images/val\nnames: [animal]\n")  # relative root, list
+    assert read_data_yaml(path) == DataYaml(out / ".", {"train": "train", "val": "val"}, ["animal"])
+
+
+@pytest.mark.parametrize("text, message, line", [
+    ("train: images/train\nval: [images/val\nnames: {0: a}\n", "not YAML", 3),
+    ("- train\n- val\n", "expected a mapping", None),
+    ("train: images/train\nnames: {0: a}\n", "missing val", None),
+    ("train: labels/train\nval: images/val\nnames: {0: a}\n", r"train: 'labels/train' is not an images/<split>", None),
+    ("train: images/train\nval: images/val\nnames: {}\n", "names is empty", None),
+    ("train: images/train\nval: images/val\nnames: {1: a}\n", r"class ids must be 0\.\.0", None),
+])
+def test_bad_data_yaml_names_the_file(tmp_path: Path, text: str, message: str, line: int | None) -> None:
+    path = tmp_path / "data.yaml"
+    path.write_text(text)
+    with pytest.raises(DataFormatError, match=message) as err:
+        read_data_yaml(path)
+    assert err.value.path == str(path) and err.value.line == line
+    with pytest.raises(DataFormatError, match="not found"):
+        read_data_yaml(tmp_path / "none.yaml")
+
+
+def test_check_label_set_counts_boxes_and_names_file_and_line(tmp_path: Path, frames: ImageFolderReader) -> None:
+    export_yolo([("fly", frames, _table())], tmp_path, split="train", class_names=("female", "male"))
+    export_yolo([("fly", frames, MotTable.empty())], tmp_path, split="val")
+    assert check_label_set(tmp_path, "train", ["female", "male"]) == sum(len(v) for v in EXPECTED.values())
+    assert check_label_set(tmp_path, "val", ["animal"], require_boxes=False) == 0
+    with pytest.raises(DataFormatError, match="empty label set: none of the 6 label files") as err:
+        check_label_set(tmp_path, "val", ["animal"])
+    assert err.value.path == str(tmp_path / "labels" / "val")
+    with pytest.raises(DataFormatError, match="not found"):
+        check_label_set(tmp_path, "test", ["animal"])
+    label = tmp_path / "labels" / "train" / "fly_000001.txt"
+    good = label.read_text().splitlines()[0]
+    for bad, message in (("0 0.5 1.5 0.1 0.1", "not normalised"), ("0 0.5 0.5", "class cx cy w h"),
+                         ("2 0.5 0.5 0.1 0.1", r"class id 2 is not one of the data set's 2 class\(es\) 0\.\.1"),
+                         ("0.5 0.5 0.5 0.1 0.1", "class id 0.5"), ("0 a b c d", "not numbers")):
+        label.write_text(f"{good}\n\n{bad}\n")
+        with pytest.raises(DataFormatError, match=message) as err:
+            check_label_set(tmp_path, "train", ["female", "male"])
+        assert err.value.path == str(label) and err.value.line == 3

@@ -6,6 +6,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf, open_dict
 
+from samqa_framework.annotate.manual import ManualAnnotator
+from samqa_framework.annotate.runner import annotate_sequence
+from samqa_framework.data.mot import read_mot, write_mot
+from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.study.cache import StageResult
 from samqa_framework.study.pipeline import StudyJob, method_info, study_job
 
 
@@ -86,3 +91,20 @@ def test_a_model_config_is_explicit_and_the_job_config_stays_as_composed(compose
     annotator = job.annotator_config({"model.checkpoint": "/models/finetuned.pt"})
     assert OmegaConf.to_container(annotator, resolve=True)["predictor"]["sam"]["checkpoint"] == "/models/finetuned.pt"
     assert OmegaConf.to_container(cfg, resolve=False) == before
+
+
+def test_export_keeps_labels_whatever_their_score(tiny_rats: Path, tmp_path: Path, compose_cfg) -> None:
+    """A label's conf column is the method's score (SAM's IoU head can give negative ones), not a gt flag."""
+    seq = DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
+    root = annotate_sequence(ManualAnnotator(5), seq, tmp_path / "labels", progress=False).out_dir
+    boxes = read_mot(root / "labels.txt")
+    boxes.conf[:] = -0.3
+    write_mot(root / "labels.txt", boxes)
+    cfg = compose_cfg("study", ["annotator=manual", f"study.cache_dir={tmp_path}/cache", "study.val_every=2"])
+    annotation = StageResult("annotate", "k", root, {"sequences": {seq.name: {"labels_dir": str(root)}}}, 0.0, False)
+    manifest = DatasetManifest.read(seq.root.parent)
+    out = StudyJob(cfg).export(annotation, manifest, seq.root.parent)
+    assert out.outputs["boxes"] == len(boxes) and out.outputs["images"] == 8
+    exported = [line for p in (out.dir / "labels" / "train").glob("*.txt") for line in p.read_text().splitlines()]
+    assert len(exported) == len(boxes)  # every label became a YOLO box: none was dropped
+    assert len(list((out.dir / "labels" / "val").glob("*.txt"))) == 4

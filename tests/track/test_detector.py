@@ -21,7 +21,7 @@ from ultralytics.engine.results import Boxes
 
 from samqa_framework.data.mot import MotTable
 from samqa_framework.data.sequence import DatasetManifest
-from samqa_framework.data.yolo_export import check_label_set, export_yolo, write_data_yaml
+from samqa_framework.data.yolo_export import export_yolo, write_data_yaml
 from samqa_framework.track.detector import DetectorRun, YoloDetector, epochs_for_iterations
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.hydra import CONFIG_DIR
@@ -156,10 +156,6 @@ def test_empty_label_set_is_refused_before_training(tmp_path: Path, tiny_rats: P
         detector().train(data_yaml, tmp_path / "run")
     assert info.value.path == str(tmp_path / "labels" / "train")
     assert not (tmp_path / "run").exists(), "nothing may start before the label set is checked"
-    with pytest.raises(DataFormatError, match="empty label set") as info:
-        check_label_set(tmp_path, "train", ["animal"], source=seq.gt_path)
-    assert info.value.path == str(seq.gt_path)  # the caller names the labels the split came from
-    assert check_label_set(tmp_path, "val", ["animal"], require_boxes=False) == 0
 
 
 def test_class_id_beyond_the_names_is_refused(tmp_path: Path) -> None:
@@ -167,14 +163,12 @@ def test_class_id_beyond_the_names_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="class id 3") as info:
         detector().train(data_yaml, tmp_path / "run")
     assert info.value.path == str(tmp_path / "labels" / "train" / "s_000002.txt") and info.value.line == 2
-    (tmp_path / "labels" / "train" / "s_000002.txt").write_text("0 0.5 1.5 0.1 0.1\n")
-    with pytest.raises(DataFormatError, match="normalised"):
-        check_label_set(tmp_path, "train", ["animal"])
-    (tmp_path / "labels" / "train" / "s_000002.txt").write_text("0 0.5 0.5\n")
-    with pytest.raises(DataFormatError, match="class cx cy w h"):
-        check_label_set(tmp_path, "train", ["animal"])
+    assert not (tmp_path / "run").exists()
     (tmp_path / "labels" / "train" / "s_000002.txt").write_text("")
-    assert check_label_set(tmp_path, "train", ["animal"]) == 1
+    (tmp_path / "labels" / "val" / "s_000001.txt").write_text("0 0.5 1.5 0.1 0.1\n")
+    with pytest.raises(DataFormatError, match="normalised") as info:  # the val split is checked too
+        detector().train(data_yaml, tmp_path / "run")
+    assert info.value.path == str(tmp_path / "labels" / "val" / "s_000001.txt")
 
 
 def test_epochs_from_iterations() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from samqa_framework.data import rle
 from samqa_framework.data.sequence import Sequence
 
 SOURCES = ("auto", "recovered", "manual")
@@ -40,6 +41,45 @@ class Instance:
             return float(self.mask.sum())
         return float(max(self.box[2] - self.box[0], 0) * max(self.box[3] - self.box[1], 0))
 
+    @property
+    def has_mask(self) -> bool:
+        return self.mask is not None
+
+    def encoded_mask(self) -> rle.RLE | None:
+        """The mask as COCO RLE (what label files store), None for a box-only instance."""
+        return None if self.mask is None else rle.encode(self.mask)
+
+
+class _EncodedInstance(Instance):
+    """An instance whose mask arrived as COCO RLE (read from a file) and is decoded on first use of ``mask``: most
+    readers of a label file need only boxes and identities, and writers store the RLE as it came."""
+
+    def __init__(self, track_id: int, box: np.ndarray, score: float = 1.0, source: str = "auto",
+                 mask: np.ndarray | None = None, encoded: rle.RLE | None = None) -> None:
+        super().__init__(track_id, box, score, source, mask)
+        self._encoded: rle.RLE | None = None if mask is not None else encoded
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        if self._mask is None and self._encoded is not None:
+            self._mask = rle.decode(self._encoded)
+        return self._mask
+
+    @mask.setter
+    def mask(self, value: np.ndarray | None) -> None:  # a new mask replaces the encoded one
+        self._mask, self._encoded = value, None
+
+    @property
+    def area(self) -> float:
+        return float(rle.area(self._encoded)) if self._encoded is not None else super().area
+
+    @property
+    def has_mask(self) -> bool:
+        return self._encoded is not None or self._mask is not None
+
+    def encoded_mask(self) -> rle.RLE | None:
+        return self._encoded if self._encoded is not None else super().encoded_mask()
+
 
 def mask_box(mask: np.ndarray) -> np.ndarray | None:
     """Tight ``x1, y1, x2, y2`` box of a mask (pixel edges, so a one-pixel mask is 1 x 1), None when empty."""
@@ -48,6 +88,14 @@ def mask_box(mask: np.ndarray) -> np.ndarray | None:
         return None
     xs = np.flatnonzero(mask.any(axis=0))
     return np.array([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], dtype=np.float64)
+
+
+def instance_from_rle(track_id: int, box: np.ndarray, encoded: rle.RLE | None, score: float = 1.0,
+                      source: str = "auto") -> Instance:
+    """An instance whose mask (COCO RLE, or None: box only) is decoded only when ``mask`` is first read."""
+    if encoded is None:
+        return Instance(int(track_id), box, float(score), source)
+    return _EncodedInstance(int(track_id), box, float(score), source, encoded=encoded)
 
 
 def instance_from_mask(track_id: int, mask: np.ndarray, score: float = 1.0, source: str = "auto") -> Instance | None:

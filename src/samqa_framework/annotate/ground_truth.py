@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from samqa_framework.annotate.base import FrameLabels, Instance
+from samqa_framework.annotate.base import FrameLabels, instance_from_rle
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable
 from samqa_framework.data.sequence import Sequence
@@ -16,7 +16,8 @@ class GroundTruthFrames:
     """Ground-truth labels of increasing frames; rows flagged 0 (not to be labelled, e.g. hidden) are left out.
 
     Masks are read from ``gt/masks.jsonl`` one line at a time as frames are asked for, so memory does not grow
-    with the sequence; asking for an earlier frame than the last one re-opens the file.
+    with the sequence; asking for an earlier frame than the last one re-opens the file. A mask is decoded only when
+    an instance's ``mask`` is used.
     """
 
     def __init__(self, sequence: Sequence, masks: bool = True) -> None:
@@ -40,6 +41,5 @@ class GroundTruthFrames:
 
     def labels(self, frame: int, source: str = "manual") -> FrameLabels:
         masks = self._masks_of(frame) if self.with_masks else {}
-        instances = [Instance(i, box, 1.0, source, rle.decode(masks[i]) if i in masks else None)
-                     for i, box in self.boxes(frame).items()]
+        instances = [instance_from_rle(i, box, masks.get(i), 1.0, source) for i, box in self.boxes(frame).items()]
         return FrameLabels(frame, instances)

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from samqa_framework.annotate.association import box_iou_matrix, mask_iou_matrix, match
+from samqa_framework.annotate.association import box_iou_matrix, match
 from samqa_framework.annotate.base import FrameLabels
+from samqa_framework.data import rle
 
 MATCH_IOU = 0.5
 
@@ -53,11 +54,10 @@ class LabelQuality:
         self.labelled_frames += 1
         self.gt_instances += len(gt.instances)
         self.label_instances += len(labels.instances)
-        self.any_label_mask |= any(i.mask is not None for i in labels.instances)
+        self.any_label_mask |= any(i.has_mask for i in labels.instances)
         if not gt.instances:
             return
-        gt_masked = [g for g in gt.instances if g.mask is not None]
-        self.mask_gt_instances += len(gt_masked)
+        self.mask_gt_instances += sum(g.has_mask for g in gt.instances)
         if not labels.instances:
             return
         iou = box_iou_matrix(np.stack([g.box for g in gt.instances]), np.stack([i.box for i in labels.instances]))
@@ -65,8 +65,10 @@ class LabelQuality:
             g, lab = gt.instances[r], labels.instances[c]
             self.matched += 1
             self.box_iou_sum += iou[r, c]
-            if g.mask is not None and lab.mask is not None and g.mask.shape == lab.mask.shape:
-                self.mask_iou_sum += mask_iou_matrix([g.mask], [lab.mask])[0, 0]
+            if g.has_mask and lab.has_mask:  # on the run lengths: a stored mask is never decoded here
+                a, b = g.encoded_mask(), lab.encoded_mask()
+                if a["size"] == b["size"]:
+                    self.mask_iou_sum += rle.iou(a, b)
             last = self._last_match.get(g.track_id)
             if last is not None and last != lab.track_id:
                 self.id_switches += 1

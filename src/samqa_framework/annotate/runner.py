@@ -6,6 +6,7 @@ uninterrupted run's (the annotator's state is rebuilt by replaying the stored fr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from samqa_framework.annotate.base import Annotator, FrameLabels
 from samqa_framework.annotate.ground_truth import GroundTruthFrames
+from samqa_framework.annotate.label_set import LabelSetWriter
 from samqa_framework.annotate.quality import LabelQuality, format_quality
 from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.mot import MotTable
@@ -82,49 +84,45 @@ def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | o
     if done < total:  # the decoder ran out before the frame count the sequence (and its ground truth) claim
         raise DataFormatError(getattr(frames, "path", sequence.root), f"video ended after {done} frames; "
                               f"{sequence.name} should have {total} (labels up to frame {done} are kept)")
-    labels_path, masks_path = store.export()
+    return _finish(store, sequence, annotator.name, total, overlay)
+
+
+def _finish(store: LabelStore, sequence: Sequence, name: str, total: int, overlay: bool) -> AnnotationResult:
+    """One pass over the store's first ``total`` frames: the label set's export, the costs, the label quality
+    (``label_quality.json`` / ``.md``, when the sequence has ground truth) and the overlay video, together.
+    Masks stay encoded except where the overlay draws them."""
     counts = {"prompts": 0, "interventions": 0, "recoveries": 0}
     stored = 0
-    for labels in store.records():
-        if labels.frame > total:
-            break
-        stored += 1
-        counts["prompts"] += labels.prompts
-        counts["interventions"] += labels.interventions
-        counts["recoveries"] += labels.recoveries
-    quality = label_quality_report(store, sequence, annotator.name, total) if sequence.gt_path.is_file() else None
-    if overlay:
-        write_overlay(store, sequence, Path(out_dir) / "overlay.mp4", total)
-    return AnnotationResult(Path(out_dir), labels_path, masks_path, stored, counts, quality)
-
-
-def label_quality_report(store: LabelStore, sequence: Sequence, name: str, total: int) -> dict[str, Any]:
-    """``label_quality.json`` and ``label_quality.md`` in the store's folder; returns the report."""
-    gt = GroundTruthFrames(sequence)
+    gt = GroundTruthFrames(sequence) if sequence.gt_path.is_file() else None
     quality = LabelQuality()
-    for labels in store.records():
-        if labels.frame > total:
-            break
-        quality.update(labels, gt.labels(labels.frame))
-    report = {"method": name, "sequence": sequence.name, **quality.result()}
-    atomic_write_json(store.root / "label_quality.json", report)
-    atomic_write_text(store.root / "label_quality.md", format_quality(name, report) + "\n")
-    return report
+    info = sequence.info
+    with contextlib.ExitStack() as stack:
+        export = stack.enter_context(LabelSetWriter(store.root))
+        video = (stack.enter_context(VideoWriter(store.root / "overlay.mp4", fps=info.frame_rate,
+                                                 size=(info.width, info.height))) if overlay else None)
+        images = sequence.frames().iter_range(0, total) if overlay else None
+        for labels in store.records():
+            if labels.frame > total:
+                break
+            stored += 1
+            counts["prompts"] += labels.prompts
+            counts["interventions"] += labels.interventions
+            counts["recoveries"] += labels.recoveries
+            export.add(labels)
+            if gt is not None:
+                quality.update(labels, gt.labels(labels.frame))
+            if video is not None:
+                masks = {i.track_id: i.encoded_mask() for i in labels.instances if i.has_mask}
+                video.write(draw_labels(next(images), _rows(labels), masks))
+    report = None
+    if gt is not None:
+        report = {"method": name, "sequence": sequence.name, **quality.result()}
+        atomic_write_json(store.root / "label_quality.json", report)
+        atomic_write_text(store.root / "label_quality.md", format_quality(name, report) + "\n")
+    return AnnotationResult(store.root, export.labels_path, export.masks_path, stored, counts, report)
 
 
 def _rows(labels: FrameLabels) -> MotTable:
     insts = labels.instances
     boxes = [[i.box[0], i.box[1], i.box[2] - i.box[0], i.box[3] - i.box[1]] for i in insts]
     return MotTable([labels.frame] * len(insts), [i.track_id for i in insts], boxes)
-
-
-def write_overlay(store: LabelStore, sequence: Sequence, path: Path, total: int) -> Path:
-    """The labels drawn on the frames (box, id, mask outline), streamed frame by frame."""
-    from samqa_framework.data import rle
-
-    info = sequence.info
-    with VideoWriter(path, fps=info.frame_rate, size=(info.width, info.height)) as writer:
-        for labels, image in zip(store.records(), sequence.frames().iter_range(0, total), strict=False):
-            masks = {i.track_id: rle.encode(i.mask) for i in labels.instances if i.mask is not None}
-            writer.write(draw_labels(image, _rows(labels), masks))
-    return path

@@ -4,8 +4,9 @@
 "instances": [{"id": 1, "box": [x1, y1, x2, y2], "score": 0.93, "source": "auto", "rle": {...} | null}, ...]}``
 per line, in frame order from frame 1. A crash can at worst tear the last line: opening the store cuts it off,
 so the run resumes at that frame. ``store.json`` holds the fingerprint (the method's config) of the run that wrote it:
-resuming under another config is refused instead of mixing two methods in one file. ``export`` writes the
-finished labels in the project's exchange formats (MOT ``labels.txt`` and ``masks.jsonl``).
+resuming under another config is refused instead of mixing two methods in one file. Frames read back keep their
+masks encoded until one is used (see ``instance_from_rle``). ``label_set.py`` exports the finished labels in the
+project's exchange formats.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from samqa_framework.annotate.base import FrameLabels, Instance
+from samqa_framework.annotate.base import FrameLabels, instance_from_rle
 from samqa_framework.data import rle
-from samqa_framework.data.mot import MotTable, write_mot
 from samqa_framework.utils.errors import DataFormatError
-from samqa_framework.utils.io import atomic_write_json, atomic_write_text
+from samqa_framework.utils.io import atomic_write_json
 
 
 def _to_record(labels: FrameLabels) -> dict[str, Any]:
@@ -31,15 +31,15 @@ def _to_record(labels: FrameLabels) -> dict[str, Any]:
         "recoveries": int(labels.recoveries), "labelled": bool(labels.labelled),
         "failed": {str(k): v for k, v in labels.failed.items()},
         "instances": [{"id": int(i.track_id), "box": [round(float(v), 2) for v in i.box],
-                       "score": round(float(i.score), 5), "source": i.source,
-                       "rle": None if i.mask is None else rle.encode(i.mask)}
+                       "score": round(float(i.score), 5), "source": i.source, "rle": i.encoded_mask()}
                       for i in labels.instances],
     }
 
 
 def _from_record(rec: Mapping[str, Any]) -> FrameLabels:
-    instances = [Instance(int(d["id"]), np.asarray(d["box"], dtype=np.float64), float(d["score"]), str(d["source"]),
-                          None if d.get("rle") is None else rle.decode(d["rle"])) for d in rec["instances"]]
+    instances = [instance_from_rle(int(d["id"]), np.asarray(d["box"], dtype=np.float64),
+                                   None if d.get("rle") is None else rle.check(d["rle"]), float(d["score"]),
+                                   str(d["source"])) for d in rec["instances"]]
     return FrameLabels(int(rec["frame"]), instances, int(rec.get("prompts", 0)), int(rec.get("interventions", 0)),
                        int(rec.get("recoveries", 0)), bool(rec.get("labelled", True)),
                        {int(k): str(v) for k, v in (rec.get("failed") or {}).items()})
@@ -116,28 +116,3 @@ class LabelStore:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
-
-    def export(self, cls: int = 1) -> tuple[Path, Path]:
-        """MOT ``labels.txt`` (conf = score) and ``masks.jsonl`` of the stored frames, written atomically, plus
-        ``frames.txt``: the labelled frame numbers (skipped frames are not negatives)."""
-        rows: list[tuple[float, ...]] = []
-        labelled: list[str] = []
-        masks_path = self.root / "masks.jsonl"
-        with rle.MaskWriter(masks_path) as writer:
-            for labels in self.records():
-                if not labels.labelled:
-                    continue
-                labelled.append(str(labels.frame))
-                with_masks = []
-                for inst in labels.instances:
-                    x1, y1, x2, y2 = inst.box
-                    rows.append((labels.frame, inst.track_id, x1, y1, x2 - x1, y2 - y1, inst.score, cls, 1.0))
-                    if inst.mask is not None:
-                        with_masks.append((inst.track_id, rle.encode(inst.mask)))
-                writer.write(labels.frame, with_masks)
-        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 9)
-        table = MotTable(arr[:, 0], arr[:, 1], arr[:, 2:6], conf=arr[:, 6], cls=arr[:, 7], visibility=arr[:, 8])
-        labels_path = self.root / "labels.txt"
-        write_mot(labels_path, table)
-        atomic_write_text(self.root / "frames.txt", "\n".join(labelled) + "\n")
-        return labels_path, masks_path

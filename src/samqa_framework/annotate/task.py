@@ -11,10 +11,11 @@ from typing import Any
 
 from hydra.utils import instantiate
 from lightning.pytorch import seed_everything
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from samqa_framework.annotate.quality import LabelQuality, format_quality
 from samqa_framework.annotate.runner import AnnotationResult, annotate_sequence
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_summary, log_table
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     """What makes two runs' labels the same: the method (with its model and QA settings) and the data."""
-    return {"annotator": OmegaConf.to_container(cfg.annotator, resolve=True),
+    return {"annotator": to_plain(cfg.annotator),
             "data": f"{cfg.data.name}-{cfg.data.get('size', '')}"}
 
 

@@ -21,7 +21,6 @@ distillation module can rebuild every flip variant of a sample bit-exactly from 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Sequence as Seq
 from pathlib import Path
@@ -35,7 +34,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch.utils.data import DataLoader, Dataset
 
 from samqa_framework.data import rle
-from samqa_framework.data.sequence import DatasetManifest, Sequence
+from samqa_framework.data.sequence import DatasetManifest, Sequence, read_build_hash
 from samqa_framework.data.video import FrameSource
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 
@@ -272,12 +271,9 @@ def whole_at_least_one(value: int, key: str) -> int:
 
 def sequence_identity(seq: Sequence) -> dict[str, Any]:
     """What identifies a sequence's content: the synthetic builder's config hash, else file sizes and times."""
-    build = seq.root / "build.json"
-    if build.is_file():
-        try:
-            return {"name": seq.name, "config_hash": json.loads(build.read_text())["config_hash"]}
-        except (ValueError, KeyError):
-            pass
+    config_hash = read_build_hash(seq.root)
+    if config_hash is not None:
+        return {"name": seq.name, "config_hash": config_hash}
     stats = []
     for path in (seq.gt_path, seq.masks_path, *(seq.root / n for n in ("video.mp4", "img1", "seqinfo.ini"))):
         if path.exists():

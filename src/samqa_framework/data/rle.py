@@ -29,24 +29,66 @@ def encode(mask: np.ndarray) -> RLE:
 
 def decode(rle: RLE) -> np.ndarray:
     """COCO RLE (string or bytes counts, or uncompressed list counts) to a bool (H, W) mask."""
+    return mask_utils.decode(_compressed(rle)).astype(bool)
+
+
+def _compressed(rle: RLE) -> dict:
+    """The RLE as pycocotools' functions take it (compressed counts as bytes)."""
     if isinstance(rle.get("counts"), list):
-        rle = mask_utils.frPyObjects(rle, *rle["size"])
-    elif isinstance(rle.get("counts"), str):
-        rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
-    return mask_utils.decode(rle).astype(bool)
+        return mask_utils.frPyObjects(rle, *rle["size"])
+    return {"size": rle["size"], "counts": rle["counts"].encode("ascii") if isinstance(rle["counts"], str)
+            else rle["counts"]}
 
 
 def bbox(rle: RLE) -> np.ndarray:
     """Tight box (left, top, width, height) of the mask, as pycocotools computes it."""
-    r = {"size": rle["size"], "counts": rle["counts"].encode("ascii") if isinstance(rle["counts"], str)
-         else rle["counts"]}
-    return np.asarray(mask_utils.toBbox(r), dtype=np.float64)
+    return np.asarray(mask_utils.toBbox(_compressed(rle)), dtype=np.float64)
 
 
 def area(rle: RLE) -> int:
-    r = {"size": rle["size"], "counts": rle["counts"].encode("ascii") if isinstance(rle["counts"], str)
-         else rle["counts"]}
-    return int(mask_utils.area(r))
+    return int(mask_utils.area(_compressed(rle)))
+
+
+def _pixels(rle: RLE) -> int:
+    """The pixel count the runs cover. Compressed counts (pycocotools' ``rleToString``): each run is a little-endian
+    group of characters ``48 + 6 bits`` (5 value bits, 0x20 = another character follows, 0x10 in the last one =
+    negative); from the fourth run on, a run is stored as its difference to the run two before."""
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return int(sum(counts))
+    c = np.frombuffer(counts if isinstance(counts, bytes) else counts.encode("ascii"), np.uint8).astype(np.int64) - 48
+    if not len(c):
+        return 0
+    last = (c & 0x20) == 0  # the last character of a run
+    if not last[-1]:
+        raise ValueError("compressed counts end in the middle of a run")
+    run = np.r_[0, np.cumsum(last)[:-1]]  # the run of each character
+    k = np.arange(len(c)) - np.flatnonzero(np.r_[True, last[:-1]])[run]  # its place within the run
+    x = np.bincount(run, weights=(c & 0x1F) << (5 * k)).astype(np.int64)
+    x -= np.where(c[last] & 0x10, 1 << (5 * (k[last] + 1)), 0)  # sign extension
+    runs = x.copy()
+    runs[1::2], runs[2::2] = np.cumsum(x[1::2]), np.cumsum(x[2::2])
+    return int(runs.sum())
+
+
+def iou(a: RLE, b: RLE) -> float:
+    """IoU of two masks of one size, computed on the run lengths (neither mask is decoded); 0 when both are empty.
+
+    A ValueError if the runs do not cover the image exactly: pycocotools' own ``iou`` never returns on those."""
+    for r in (a, b):
+        if _pixels(r) != r["size"][0] * r["size"][1] or r["size"] != a["size"]:
+            raise ValueError(f"runs of {_pixels(r)} pixels in a mask of size {r['size']} (other: {a['size']})")
+    return float(mask_utils.iou([_compressed(a)], [_compressed(b)], [0])[0, 0])
+
+
+def check(rle: object) -> RLE:
+    """``rle`` if it is shaped like a COCO RLE (``size`` [h, w], ``counts`` string or list), else a ValueError;
+    the counts themselves are checked by pycocotools when the mask is decoded."""
+    size = rle.get("size") if isinstance(rle, dict) else None
+    if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and v >= 0 for v in size)
+            or not isinstance(rle.get("counts"), str | list)):
+        raise ValueError(f"not a COCO RLE ({{'size': [h, w], 'counts': ...}}): {str(rle)[:80]}")
+    return rle
 
 
 class MaskWriter(AtomicStreamWriter):

@@ -6,6 +6,7 @@
 <seq>/video.mp4        or <seq>/img1/000001.jpg ...
 <seq>/gt/gt.txt        ground truth, 9 columns (frame, id, box, flag, class, visibility)
 <seq>/gt/masks.jsonl   optional instance masks, COCO RLE (see ``rle.py``)
+<seq>/build.json       synthetic sequences only: the builder's record, ``config_hash`` + the config rendered
 <dataset>/dataset.yaml name, species, num_animals, train: [seq], eval: [seq]
 ```
 """
@@ -13,7 +14,9 @@
 from __future__ import annotations
 
 import configparser
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,9 +25,25 @@ import yaml
 from samqa_framework.data.mot import MotTable, read_mot
 from samqa_framework.data.video import FrameSource, ImageFolderReader, VideoReader
 from samqa_framework.utils.errors import DataFormatError
-from samqa_framework.utils.io import atomic_write_text
+from samqa_framework.utils.io import atomic_write_json, atomic_write_text
 
 VIDEO_NAMES = ("video.mp4", "video.avi", "video.mov", "video.mkv")
+BUILD_RECORD = "build.json"
+
+
+def write_build_record(folder: str | os.PathLike[str], record: Mapping[str, object]) -> None:
+    """``<folder>/build.json``: what a synthetic sequence was rendered from (``record`` holds ``config_hash``)."""
+    atomic_write_json(Path(folder) / BUILD_RECORD, dict(record))
+
+
+def read_build_hash(folder: str | os.PathLike[str]) -> str | None:
+    """The config hash a synthetic sequence was rendered with; None without a readable build record (an imported
+    sequence, or a render that never finished): the caller then treats the folder as not built by this config."""
+    path = Path(folder) / BUILD_RECORD
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["config_hash"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass

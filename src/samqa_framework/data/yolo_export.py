@@ -1,4 +1,5 @@
-"""Export sequences with boxes as an ultralytics (YOLO) detection data set.
+"""The ultralytics (YOLO) detection data set format, both ways: written by ``export_yolo`` and ``write_data_yaml``,
+read back (checked) by ``read_data_yaml`` and ``check_label_set``.
 
 ```
 <out_dir>/images/<split>/<seq>_<frame:06d>.jpg    frame = MOT frame number (1-based)
@@ -7,7 +8,7 @@
 ```
 
 A frame without boxes gets an empty label file: ultralytics then uses it as a background image, which
-teaches the detector that an empty arena is empty. ``check_label_set`` vets an exported split before training:
+teaches the detector that an empty arena is empty. ``check_label_set`` vets a split before training:
 ultralytics itself drops bad label lines with a warning and trains on an empty label set without complaint.
 """
 
@@ -17,6 +18,7 @@ import os
 from collections.abc import Collection, Iterable, Mapping
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -119,14 +121,59 @@ def write_data_yaml(out_dir: Path, splits: Mapping[str, str], class_names: Seque
     return path
 
 
-def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], require_boxes: bool = True,
-                    source: str | os.PathLike[str] | None = None) -> int:
+class DataYaml(NamedTuple):
+    """What a data.yaml says: the data set's root, the split folder of each ultralytics key (train, val[, test])
+    and the class names, in class-id order."""
+
+    root: Path
+    splits: dict[str, str]
+    names: list[str]
+
+
+def read_data_yaml(path: Path) -> DataYaml:
+    """Read a data.yaml as ``write_data_yaml`` writes it; a DataFormatError names the file (and the line of a
+    YAML syntax error) when it is missing, not YAML, lacks train, val or names, or points a split elsewhere than
+    an ``images/<split>`` folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, "data.yaml not found (write it with write_data_yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataFormatError(path, f"not YAML ({getattr(exc, 'problem', None) or exc})",
+                              None if mark is None else mark.line + 1) from None
+    if not isinstance(data, dict):
+        raise DataFormatError(path, f"expected a mapping (path, train, val, names), got {type(data).__name__}")
+    missing = [k for k in ("train", "val", "names") if k not in data]
+    if missing:
+        raise DataFormatError(path, f"missing {', '.join(missing)}")
+    root = Path(data.get("path") or path.parent)
+    root = root if root.is_absolute() else path.parent / root
+    names = data["names"]
+    if isinstance(names, dict):
+        if not all(isinstance(k, int) for k in names) or sorted(names) != list(range(len(names))):
+            raise DataFormatError(path, f"names: class ids must be 0..{len(names) - 1}, got {sorted(names, key=str)}")
+        names = [names[k] for k in sorted(names)]
+    if not isinstance(names, list) or not names:
+        raise DataFormatError(path, "names is empty or not a list or id -> name mapping")
+    splits = {}
+    for key in ("train", "val", "test"):
+        if key not in data:
+            continue
+        parts = Path(str(data[key])).parts
+        if len(parts) != 2 or parts[0] != "images":
+            raise DataFormatError(path, f"{key}: {data[key]!r} is not an images/<split> folder")
+        splits[key] = parts[1]
+    return DataYaml(root, splits, [str(n) for n in names])
+
+
+def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], require_boxes: bool = True) -> int:
     """Check every label file of ``<out_dir>/labels/<split>``; returns the number of boxes.
 
     Each line must be ``class cx cy w h`` with a class id below ``len(class_names)`` and coordinates in [0, 1]
     (a DataFormatError names the file and line). With ``require_boxes``, a split without a single box is an empty
-    label set (all background: the detector would learn to find nothing); the error names ``source``, the labels the
-    split was exported from, when given, else the label folder.
+    label set (all background: the detector would learn to find nothing); the error names the label folder.
     """
     folder = Path(out_dir) / "labels" / split
     if not folder.is_dir():
@@ -152,7 +199,6 @@ def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], req
                 raise DataFormatError(path, f"box {' '.join(fields[1:])} is not normalised to [0, 1]", line=number)
             boxes += 1
     if require_boxes and not boxes:
-        raise DataFormatError(source if source is not None else folder,
-                              f"empty label set: none of the {files} label files of split {split!r} in {folder} "
-                              "holds a box, so there is nothing to train a detector on")
+        raise DataFormatError(folder, f"empty label set: none of the {files} label files of split {split!r} holds a "
+                              "box, so there is nothing to train a detector on")
     return boxes

@@ -7,14 +7,13 @@ and the BERT tokenizer files). Nothing is downloaded: loading uses ``local_files
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torchvision.ops import nms
 
+from samqa_framework.models.hf_folder import check_hf_folder
 from samqa_framework.models.mask_predictor import as_rgb_uint8
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.offline import configure_offline
@@ -30,28 +29,6 @@ def normalize_prompt(text: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
-def check_model_dir(model_dir: str | os.PathLike[str] | None) -> Path:
-    """``model_dir`` as a Path, after checking it holds a Grounding DINO model (ConfigError naming ``model_dir`` if
-    not, or if it is None)."""
-    if model_dir is None:
-        raise ConfigError("model_dir", "no Grounding DINO model folder given (nothing is downloaded); set it to the "
-                                       "folder of a save_pretrained Grounding DINO, e.g. grounding-dino-tiny")
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise ConfigError("model_dir", f"Grounding DINO model folder not found: {folder} (nothing is downloaded; "
-                                       "save the model and processor there with save_pretrained)")
-    config = folder / "config.json"
-    if not config.is_file():
-        raise ConfigError("model_dir", f"{folder} is not a Hugging Face model folder: no config.json")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise ConfigError("model_dir", f"{folder}: cannot read config.json: {exc}") from exc
-    if model_type != MODEL_TYPE:
-        raise ConfigError("model_dir", f"{folder} holds a {model_type!r} model, not Grounding DINO ({MODEL_TYPE!r})")
-    return folder
-
-
 class GroundingDinoDetector:
     """The ``k`` best boxes for a text prompt in a frame.
 
@@ -62,7 +39,8 @@ class GroundingDinoDetector:
 
     def __init__(self, model_dir: str | os.PathLike[str] | None, device: str = "cpu", box_threshold: float = 0.0,
                  nms_iou: float | None = None) -> None:
-        self.model_dir = check_model_dir(model_dir)
+        self.model_dir = check_hf_folder(model_dir, MODEL_TYPE, "Grounding DINO", "IDEA-Research/grounding-dino-tiny",
+                                         "model_dir")
         configure_offline()
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 

@@ -24,15 +24,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm.auto import tqdm
 
+from samqa_framework.annotate.label_set import read_label_set
 from samqa_framework.annotate.runner import annotate_sequence
 from samqa_framework.data.mot import MotTable, read_mot, write_mot
 from samqa_framework.data.sequence import DatasetManifest
-from samqa_framework.data.yolo_export import check_label_set, export_yolo, write_data_yaml
+from samqa_framework.data.yolo_export import export_yolo, write_data_yaml
 from samqa_framework.evaluate.report import write_report
 from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.study.cache import StageCache, StageResult
-from samqa_framework.study.label_set import read_label_set
 from samqa_framework.training import train
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import compose, config_node, instantiate_node
 
@@ -47,10 +48,6 @@ _STAGE_DIR = "<stage_dir>"
 
 class Skipped(Exception):
     """The job cannot run here (a checkpoint or model folder is not configured); the row says which key to set."""
-
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 class StudyJob:
@@ -82,7 +79,7 @@ class StudyJob:
         parents = {key: self.train_model(parent).outputs["export"]
                    for parent, key in (spec_cfg.get("needs") or {}).items()}
         train_cfg = self.train_config(spec_cfg, parents)
-        resolved = _plain(train_cfg)
+        resolved = to_plain(train_cfg)
         spec = {"model": name, "train": {k: v for k, v in resolved.items() if k not in _NOT_IN_KEY}}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
@@ -117,7 +114,7 @@ class StudyJob:
 
     def annotate(self, annotator_cfg: DictConfig, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
         cfg = self.cfg
-        spec = {"annotator": _plain(annotator_cfg), "data": _plain(cfg.data), "max_frames": cfg.get("max_frames")}
+        spec = {"annotator": to_plain(annotator_cfg), "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames")}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             with config_node(annotator_cfg, ""):  # errors name annotator.<key>
@@ -153,15 +150,16 @@ class StudyJob:
                 export_yolo(((s.sequence.name, s.sequence.frames(), s.boxes) for s in sets), stage_dir, split,
                             class_names=CLASS_NAMES, frames={s.sequence.name: s.labelled[::step] for s in sets},
                             min_flag=-math.inf)  # a label's conf column is the method's score, not a gt flag
-            boxes = check_label_set(stage_dir, "train", CLASS_NAMES, source=sets[0].labels_path)
             data_yaml = write_data_yaml(stage_dir, {"train": "train", "val": "val"}, CLASS_NAMES)
-            return {"data_yaml": str(data_yaml), "boxes": boxes,
+            # every box of a checked label set lies in its image, so each one is exported (the detector checks the
+            # YOLO folders it trains on: they are not read back here)
+            return {"data_yaml": str(data_yaml), "boxes": sum(len(s.boxes) for s in sets),
                     "images": sum(len(s.labelled) for s in sets)}
 
         return self._stage("export", spec, fn)
 
     def train_detector(self, export: StageResult) -> StageResult:
-        spec = {"export": export.key, "detector": _plain(self.cfg.detector), "seed": self.cfg.seed}
+        spec = {"export": export.key, "detector": to_plain(self.cfg.detector), "seed": self.cfg.seed}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             with config_node(self.cfg, "detector"):  # its architecture is looked up when training starts
@@ -173,8 +171,8 @@ class StudyJob:
 
     def detect(self, detector: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
         """Detections on the evaluation videos as MOT rows (id = rank within the frame, conf = score)."""
-        spec = {"detector": detector.key, "predict": _plain(self.cfg.detector),
-                "eval": list(manifest.eval), "data": _plain(self.cfg.data)}
+        spec = {"detector": detector.key, "predict": to_plain(self.cfg.detector),
+                "eval": list(manifest.eval), "data": to_plain(self.cfg.data)}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             counts = {}
@@ -200,7 +198,7 @@ class StudyJob:
         """Every tracker variant (``study.tracker_variants``) on the same detections, scored with TrackEval."""
         # "num_animals" stands for the data set's known count, from its manifest (imported sets count their tracks)
         variants = {name: {k: manifest.num_animals if val == "num_animals" else val
-                           for k, val in (_plain(v) or {}).items()}
+                           for k, val in (to_plain(v) or {}).items()}
                     for name, v in self.cfg.study.tracker_variants.items()}
         trackers = {}
         for name, changes in variants.items():
@@ -279,7 +277,7 @@ def method_info(cfg: DictConfig) -> dict[str, Any]:
     """Table 2's description of the job's method (``methods.<annotator choice>``), with what is derived from the
     annotator config: post-processing (the watershed split's refinement) and the prompt interval."""
     choice = cfg.study.method
-    info = dict(_plain(cfg.methods.get(choice)) or {"label": choice})
+    info = dict(to_plain(cfg.methods.get(choice)) or {"label": choice})
     ann = cfg.annotator
     base = ann.get("base") or ann
     every = ann.get("every")

@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from samqa_framework.data.video import IMAGE_EXTS, FrameSource
-from samqa_framework.data.yolo_export import check_label_set
+from samqa_framework.data.yolo_export import check_label_set, read_data_yaml
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.offline import configure_offline
 
@@ -132,8 +131,10 @@ class YoloDetector:
         """Train on ``data_yaml`` (train and val splits as written by ``write_data_yaml``) into ``out_dir``."""
         configure_offline()
         data_yaml, out_dir = Path(data_yaml), Path(out_dir).resolve()
-        root, splits, names = _read_data_yaml(data_yaml)
-        check_label_set(root, splits["train"], names)  # an empty or mislabelled set fails here, not after hours
+        root, splits, names = read_data_yaml(data_yaml)
+        # the one check of the YOLO folders (ultralytics would drop bad lines and train on an empty set): an empty or
+        # mislabelled set fails here, in seconds, not after hours
+        check_label_set(root, splits["train"], names)
         check_label_set(root, splits["val"], names, require_boxes=False)
         epochs = self.epochs
         if self.iterations is not None:
@@ -235,29 +236,6 @@ def _log_epoch(trainer: Any) -> None:
         log.info("detector epoch %d/%d: mAP50 %.3f, mAP50-95 %.3f", trainer.epoch + 1, trainer.epochs, *scores)
     else:  # ultralytics' final, standalone validation of best.pt fires the same event once more
         log.info("detector best.pt: mAP50 %.3f, mAP50-95 %.3f", *scores)
-
-
-def _read_data_yaml(path: Path) -> tuple[Path, dict[str, str], list[str]]:
-    """The data set root, the split folder names of train and val, and the class names of a data.yaml."""
-    if not path.is_file():
-        raise DataFormatError(path, "data.yaml not found (write it with write_data_yaml)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        root = Path(data.get("path") or path.parent)
-        root = root if root.is_absolute() else path.parent / root
-        names = data["names"]
-        names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
-        splits = {}
-        for key in ("train", "val"):
-            parts = Path(data[key]).parts
-            if len(parts) != 2 or parts[0] != "images":
-                raise DataFormatError(path, f"{key}: {data[key]!r} is not an images/<split> folder")
-            splits[key] = parts[1]
-    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as exc:
-        raise DataFormatError(path, f"bad data.yaml ({exc.__class__.__name__}: {exc})") from None
-    if not names:
-        raise DataFormatError(path, "names is empty")
-    return root, splits, names
 
 
 def _count_images(folder: Path) -> int:

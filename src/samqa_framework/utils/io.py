@@ -83,7 +83,29 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class AtomicStreamWriter(abc.ABC):
+class CommitOnExit(abc.ABC):
+    """A writer used as a context manager: a clean exit of the block commits its output (``close``), an exception
+    discards it (``abort``), leaving what was there before."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Finish the output and move it into place."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Drop the unfinished output."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class AtomicStreamWriter(CommitOnExit):
     """Base for writers that stream into ``.<name>.tmp`` and rename it to ``path`` on a clean close.
 
     Used as a context manager: an exception inside the block deletes the temporary file instead, so
@@ -107,12 +129,3 @@ class AtomicStreamWriter(abc.ABC):
     def abort(self) -> None:
         self._release()
         self.tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

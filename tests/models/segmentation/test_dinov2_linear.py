@@ -44,7 +44,7 @@ def test_bad_backbone_folders_name_the_key_and_folder(tmp_path: Path) -> None:
         Dinov2LinearHead(tmp_path / "empty")
     ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                        image_size=32, patch_size=8)).save_pretrained(tmp_path / "vit")
-    with pytest.raises(ConfigError, match=r"vit.*'vit' model, not a DINOv2"):
+    with pytest.raises(ConfigError, match=r"vit.*'vit' model, not DINOv2"):
         Dinov2LinearHead(tmp_path / "vit")
 
 

@@ -17,25 +17,20 @@ from typing import Any, Self
 
 import cv2
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, format_mot_rows
-from samqa_framework.data.sequence import DatasetManifest, SeqInfo
+from samqa_framework.data.sequence import DatasetManifest, SeqInfo, read_build_hash, write_build_record
 from samqa_framework.data.synthetic.renderer import SceneRenderer
 from samqa_framework.data.synthetic.scene import SceneSpec
 from samqa_framework.data.video import VideoWriter
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
-from samqa_framework.utils.io import atomic_dir, atomic_write_json
+from samqa_framework.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
-BUILD_RECORD = "build.json"
-
-
-def _plain(obj: Any) -> Any:
-    return OmegaConf.to_container(obj, resolve=True) if isinstance(obj, DictConfig) else obj
 
 
 class ImageFolderWriter:
@@ -63,7 +58,7 @@ class SyntheticDatasetBuilder:
     def __init__(self, name: str, species: str, num_animals: int, seed: int, size: str,
                  sizes: Mapping[str, Mapping[str, Any]], scene: Mapping[str, Any], video_format: str = "mp4",
                  min_visibility: float = 0.25) -> None:
-        sizes = _plain(sizes)
+        sizes = to_plain(sizes)
         if size not in sizes:
             raise ConfigError("size", f"unknown size {size!r}; choose one of {sorted(sizes)}")
         if video_format not in ("mp4", "img1"):
@@ -75,7 +70,7 @@ class SyntheticDatasetBuilder:
         for key in ("width", "height", "fps", "train_frames", "eval_frames"):
             if key not in self.size:
                 raise ConfigError(f"sizes.{size}.{key}", "missing")
-        self.scene_cfg = _plain(scene)
+        self.scene_cfg = to_plain(scene)
         try:
             self.scene = SceneSpec.from_dict(self.scene_cfg)
         except ValueError as exc:
@@ -104,13 +99,12 @@ class SyntheticDatasetBuilder:
         for index, (seq, split, frames) in enumerate(self.plan()):
             getattr(manifest, split).append(seq)
             record = self._record(seq, index, frames)
-            done = out_dir / seq / BUILD_RECORD
-            if done.is_file() and json.loads(done.read_text()).get("config_hash") == record["config_hash"]:
+            if read_build_hash(out_dir / seq) == record["config_hash"]:
                 log.info("%s: already built with this config, reused", seq)
                 continue
             with atomic_dir(out_dir / seq) as tmp:
                 self._render_sequence(tmp, seq, index, frames)
-                atomic_write_json(tmp / BUILD_RECORD, record)
+                write_build_record(tmp, record)
         manifest.write(out_dir)
         return manifest
 

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from samqa_framework.utils.config import to_plain
+
 Color = tuple[float, float, float]
 
 __all__ = ["AnimalSpec", "ArenaSpec", "Color", "ModeSpec", "MotionSpec", "SceneSpec", "TunnelSpec"]
@@ -248,15 +250,7 @@ class SceneSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The plain nested mapping (tuples as lists) that ``from_dict`` turns back into this spec."""
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, tuple | list):
-        return [_plain(v) for v in obj]
-    return obj
+        return to_plain(dataclasses.asdict(self))
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:

@@ -40,8 +40,8 @@ from samqa_framework.models.lit.common import (
     set_trainable,
 )
 from samqa_framework.models.lit.embedding_cache import EmbeddingCache
-from samqa_framework.models.lit.finetune import plain
 from samqa_framework.models.sam.inputs import flip_content, normalize_images
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import instantiate_node
 
@@ -65,10 +65,10 @@ class DistillModule(LightningModule):
                  scheduler: dict | None = None, cache_teacher: bool = True, cache_dir: str | None = None,
                  teacher_batch_size: int = 8) -> None:
         super().__init__()
-        self.teacher_cfg = {"checkpoint": None, "checkpoint_format": "auto", "seed": 0, **plain(teacher)}
+        self.teacher_cfg = {"checkpoint": None, "checkpoint_format": "auto", "seed": 0, **(to_plain(teacher) or {})}
         if not isinstance(self.teacher_cfg.get("encoder"), dict) or "_target_" not in self.teacher_cfg["encoder"]:
-            raise ConfigError("teacher.encoder", "needs an encoder config with a _target_ (e.g. SamViTEncoder's)")
-        self.optimizer_cfg, self.scheduler_cfg = plain(optimizer), plain(scheduler)
+            raise ConfigError("teacher.encoder", "needs an encoder config with a _target_ (e.g. model/encoder/vit_b)")
+        self.optimizer_cfg, self.scheduler_cfg = to_plain(optimizer) or {}, to_plain(scheduler) or {}
         check_training_settings(self.optimizer_cfg, self.scheduler_cfg)
         self.cache_teacher = bool(cache_teacher)
         if self.cache_teacher and not cache_dir:

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from omegaconf import DictConfig, OmegaConf
 from segment_anything.modeling import MaskDecoder, Sam
 
 from samqa_framework.models.lit.common import (
@@ -43,14 +42,11 @@ from samqa_framework.models.lit.common import (
 )
 from samqa_framework.models.losses import bce_dice_loss, mask_iou
 from samqa_framework.models.sam.inputs import normalize_images
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.loggers import log_images
 
 log = logging.getLogger(__name__)
-
-
-def plain(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else (cfg or {})
 
 
 def decode_boxes(sam: Sam, image_embeddings: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,15 +117,16 @@ class FinetuneModule(LightningModule):
                  loss: dict | None = None, freeze_image_encoder: bool = False, freeze_prompt_encoder: bool = False,
                  mask_threshold: float = 0.0, num_overlays: int = 4, overlay_dir: str | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters({"optimizer": plain(optimizer), "scheduler": plain(scheduler), "loss": plain(loss),
+        optimizer, scheduler, loss = (to_plain(c) or {} for c in (optimizer, scheduler, loss))
+        self.save_hyperparameters({"optimizer": optimizer, "scheduler": scheduler, "loss": loss,
                                    "freeze_image_encoder": freeze_image_encoder,
                                    "freeze_prompt_encoder": freeze_prompt_encoder, "mask_threshold": mask_threshold,
                                    "num_overlays": num_overlays})
         self.sam = sam
-        self.optimizer_cfg, self.scheduler_cfg = plain(optimizer), plain(scheduler)
+        self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
         check_training_settings(self.optimizer_cfg, self.scheduler_cfg)
         self.loss_cfg = {"bce_weight": 1.0, "dice_weight": 1.0, "iou_head_weight": 0.0, "resolution": "input",
-                         "dice_smooth": 1.0, **plain(loss)}
+                         "dice_smooth": 1.0, **loss}
         if self.loss_cfg["resolution"] not in ("input", "low_res"):
             raise ConfigError("loss.resolution",
                               f"must be 'input' or 'low_res', got {self.loss_cfg['resolution']!r}")

@@ -29,10 +29,10 @@ from samqa_framework.models.lit.common import (
     check_training_settings,
     from_all_ranks,
 )
-from samqa_framework.models.lit.finetune import plain
 from samqa_framework.models.losses import ce_dice_loss
 from samqa_framework.models.segmentation.checkpoint import export_segmentation
 from samqa_framework.models.segmentation.inputs import check_input_size, normalize
+from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.images import as_hw
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,13 @@ class SegmentationModule(LightningModule):
         super().__init__()
         self.size = as_hw(image_size, "image_size")
         check_input_size(net, self.size, "image_size")
-        self.save_hyperparameters({"image_size": list(self.size), "optimizer": plain(optimizer),
-                                   "scheduler": plain(scheduler), "loss": plain(loss)})
+        optimizer, scheduler, loss = (to_plain(c) or {} for c in (optimizer, scheduler, loss))
+        self.save_hyperparameters({"image_size": list(self.size), "optimizer": optimizer, "scheduler": scheduler,
+                                   "loss": loss})
         self.net = net
-        self.optimizer_cfg, self.scheduler_cfg = plain(optimizer), plain(scheduler)
+        self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
         check_training_settings(self.optimizer_cfg, self.scheduler_cfg)
-        self.loss_cfg = {"ce_weight": 1.0, "dice_weight": 1.0, "dice_smooth": 1.0, **plain(loss)}
+        self.loss_cfg = {"ce_weight": 1.0, "dice_weight": 1.0, "dice_smooth": 1.0, **loss}
         self._val: dict[str, float] = {}
         total = sum(p.numel() for p in net.parameters())
         trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)

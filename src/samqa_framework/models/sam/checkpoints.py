@@ -54,9 +54,20 @@ _REL_POS_RE = re.compile(r"^image_encoder\.blocks\.\d+\.attn\.rel_pos_[hw]$")
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """Where :func:`export_sam_state_dict` writes the metadata of ``path``: ``<path>.json``."""
+    """Where :func:`write_export` writes the metadata of ``path``: ``<path>.json``."""
     path = Path(path)
     return path.with_name(path.name + ".json")
+
+
+def write_export(module: torch.nn.Module, path: str | os.PathLike[str], info: Mapping[str, Any]) -> Path:
+    """``module``'s state dict (on the CPU) at ``path`` and ``info`` in its sidecar (JSON; other values stored as
+    strings), both atomically; :func:`read_export_meta` reads the sidecar back. Returns ``path``."""
+    path = Path(path)
+    state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+    with atomic_open(path, "wb") as fh:
+        torch.save(state, fh)
+    atomic_write_text(sidecar_path(path), json.dumps(dict(info), indent=2, default=str) + "\n")
+    return path
 
 
 def read_export_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -275,10 +286,5 @@ def export_sam_state_dict(sam: Sam, path: str | os.PathLike[str], meta: dict[str
     other values are stored as strings) go to the sidecar ``<path>.json`` (:func:`read_export_meta`).
     :func:`load_checkpoint` with ``fmt="auto"`` loads the file back bit-exactly.
     """
-    path = Path(path)
-    state = {k: v.detach().to("cpu", copy=True) for k, v in sam.state_dict().items()}
-    with atomic_open(path, "wb") as fh:
-        torch.save(state, fh)
     info = {"format": "samqa", "version": 1, "encoder": encoder_spec(sam.image_encoder), "meta": meta or {}}
-    atomic_write_text(sidecar_path(path), json.dumps(info, indent=2, default=str) + "\n")
-    return path
+    return write_export(sam, path, info)

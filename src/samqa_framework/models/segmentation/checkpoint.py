@@ -1,13 +1,12 @@
 """Exported segmentation weights: the net's plain state dict (``torch.save``) + a sidecar ``<file>.json``.
 
-The sidecar (same layout as the SAM exports', read with ``models.sam.checkpoints.read_export_meta``) holds
+The sidecar (same layout as the SAM exports', ``models.sam.checkpoints.write_export`` / ``read_export_meta``) holds
 ``format: samqa-segmentation``, ``image_size`` [h, w] and the training run's ``meta``, among which ``model``: the
 Hydra config the net was built from, so :meth:`SegmentationPredictor.load` can rebuild it from the file alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from pathlib import Path
@@ -16,10 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from samqa_framework.models.sam.checkpoints import read_export_meta, sidecar_path
+from samqa_framework.models.sam.checkpoints import read_export_meta, write_export
 from samqa_framework.models.state_dict import mismatch
 from samqa_framework.utils.errors import ConfigError, DataFormatError
-from samqa_framework.utils.io import atomic_open, atomic_write_text
 
 FORMAT = "samqa-segmentation"
 
@@ -28,14 +26,9 @@ FORMAT = "samqa-segmentation"
 def export_segmentation(net: nn.Module, path: str | os.PathLike[str], image_size: tuple[int, int],
                         meta: dict[str, Any] | None = None) -> Path:
     """Write ``net``'s state dict to ``path`` and its description to ``<path>.json`` (both atomically)."""
-    path = Path(path)
-    state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-    with atomic_open(path, "wb") as fh:
-        torch.save(state, fh)
     info = {"format": FORMAT, "version": 1, "net": type(net).__name__, "image_size": list(image_size),
             "meta": meta or {}}
-    atomic_write_text(sidecar_path(path), json.dumps(info, indent=2, default=str) + "\n")
-    return path
+    return write_export(net, path, info)
 
 
 def export_info(path: str | os.PathLike[str]) -> dict[str, Any]:

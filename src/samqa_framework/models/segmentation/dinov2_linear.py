@@ -9,38 +9,15 @@ and stays in eval mode even when the module is put in training mode.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import Dinov2Model
 
+from samqa_framework.models.hf_folder import check_hf_folder
 from samqa_framework.utils.errors import ConfigError
-
-
-def check_dinov2_folder(backbone_path: str | os.PathLike[str] | None) -> Path:
-    """The folder as a ``Path`` if it holds a Hugging Face DINOv2 model, else a ``ConfigError`` naming
-    ``backbone_path``."""
-    key = "backbone_path"
-    if backbone_path is None or str(backbone_path).strip() == "":
-        raise ConfigError(key, "not set: point it to a local Hugging Face DINOv2 folder (config.json + "
-                               "model.safetensors, e.g. facebook/dinov2-small saved with save_pretrained)")
-    folder = Path(backbone_path).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(key, f"DINOv2 folder not found: {folder}")
-    config = folder / "config.json"
-    if not config.is_file():
-        raise ConfigError(key, f"{folder} is not a Hugging Face model folder (no config.json)")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise ConfigError(key, f"{config}: unreadable config ({exc})") from exc
-    if model_type != "dinov2":
-        raise ConfigError(key, f"{folder} holds a {model_type!r} model, not a DINOv2 one (model_type 'dinov2')")
-    return folder
 
 
 class Dinov2LinearHead(nn.Module):
@@ -58,7 +35,7 @@ class Dinov2LinearHead(nn.Module):
         super().__init__()
         if classes < 1:
             raise ConfigError("classes", f"must be >= 1, got {classes}")
-        folder = check_dinov2_folder(backbone_path)
+        folder = check_hf_folder(backbone_path, "dinov2", "DINOv2", "facebook/dinov2-small", "backbone_path")
         try:
             self.backbone = Dinov2Model.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError) as exc:  # missing or mismatched weight files
