@@ -13,7 +13,7 @@ from samqa_framework.annotate.grounding_dino import GroundingDinoAnnotator
 from samqa_framework.annotate.manual import MixedAnnotator
 from samqa_framework.annotate.runner import annotate_sequence
 from samqa_framework.annotate.store import LabelStore
-from samqa_framework.data.sequence import DatasetManifest, Sequence
+from samqa_framework.data.sequence import Sequence
 from samqa_framework.utils.errors import ConfigError
 from tests.models.helpers_checkpoints import write_tiny_grounding_dino
 
@@ -21,11 +21,6 @@ from tests.models.helpers_checkpoints import write_tiny_grounding_dino
 @pytest.fixture(scope="module")
 def gdino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_grounding_dino(tmp_path_factory.mktemp("gdino") / "grounding-dino-tiny-random")
-
-
-@pytest.fixture
-def seq(tiny_rats: Path) -> Sequence:
-    return DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
 
 
 class ScriptedDetector:

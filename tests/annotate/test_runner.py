@@ -19,11 +19,6 @@ from tests.annotate.helpers import GtMaskPredictor
 from tests.annotate.samqa.test_annotator import QA
 
 
-@pytest.fixture
-def seq(tiny_rats: Path) -> Sequence:
-    return DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
-
-
 class Crash(Exception):
     pass
 

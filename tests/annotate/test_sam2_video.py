@@ -15,7 +15,7 @@ from samqa_framework.annotate.runner import annotate_sequence
 from samqa_framework.annotate.sam2_video import Sam2VideoAnnotator
 from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
 from samqa_framework.annotate.store import LabelStore
-from samqa_framework.data.sequence import DatasetManifest, Sequence
+from samqa_framework.data.sequence import Sequence
 from samqa_framework.models.sam2.build import build_sam2_model
 from samqa_framework.models.sam2.image_predictor import Sam2PointPredictor
 from samqa_framework.utils.errors import ConfigError
@@ -33,11 +33,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def video_model(checkpoint: Path):
     return build_sam2_model(SAM2_CONFIG, checkpoint, image_size=SAM2_TEST_SIZE, video=True)
-
-
-@pytest.fixture
-def seq(tiny_rats: Path) -> Sequence:
-    return DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
 
 
 def _records(path: Path) -> list[str]:

@@ -9,16 +9,11 @@ from samqa_framework.annotate.base import mask_box
 from samqa_framework.annotate.prompts import OraclePrompts
 from samqa_framework.annotate.runner import annotate_sequence
 from samqa_framework.annotate.samqa.annotator import SamQaAnnotator
-from samqa_framework.data.sequence import DatasetManifest, Sequence
+from samqa_framework.data.sequence import Sequence
 from tests.annotate.helpers import GtMaskPredictor
 
 QA = {"overlap_thresh": 0.1, "size_ratio": [0.5, 2.0], "recovery": True, "recovery_grid": 4, "box_margin": 0.05,
       "recheck_missing": 0, "cleanup": {"opening_radius": 0, "largest_component": False, "fill_holes": False}}
-
-
-@pytest.fixture
-def seq(tiny_rats: Path) -> Sequence:
-    return DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
 
 
 def _run(seq: Sequence, out: Path, predictor: GtMaskPredictor, **qa) -> tuple[dict, list]:

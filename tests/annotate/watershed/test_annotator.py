@@ -42,11 +42,6 @@ def tiny_unet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_unet(tmp_path_factory.mktemp("seg") / "seg_unet.pt")
 
 
-@pytest.fixture
-def seq(tiny_rats: Path) -> Sequence:
-    return DatasetManifest.read(tiny_rats).sequences(tiny_rats, "train")[0]
-
-
 def num_animals(seq: Sequence) -> int:
     return DatasetManifest.read(seq.root.parent).num_animals
 
