@@ -165,3 +165,43 @@ def test_every_annotator_has_a_study_method_entry(compose_cfg) -> None:
 def test_a_preset_composes_only_into_its_own_app(compose_cfg, primary: str, override: str, error: str) -> None:
     with pytest.raises(ConfigCompositionException, match=error):
         compose_cfg(primary, [override])
+
+
+def test_qa_paper_and_each_ablation_switch_one_addition_off(compose_cfg) -> None:
+    default = OmegaConf.to_container(compose_cfg("annotate", ["model.image_size=64"]).qa, resolve=True)
+    paper = OmegaConf.to_container(compose_cfg("annotate", ["qa=paper", "model.image_size=64"]).qa, resolve=True)
+    assert {k for k in default if paper[k] != default[k]} == {
+        "box_margin", "refine_passes", "recheck_missing", "separate", "probe_lost", "recovery_reassociate"}
+    assert paper["recovery_reassociate"] is True and paper["box_margin"] == 0 and not paper["separate"]
+    ablations = sorted(p.stem for p in (CONFIG_DIR / "qa" / "ablation").glob("*.yaml"))
+    assert len(ablations) == 6
+    changed = set()
+    for name in ablations:
+        cfg = compose_cfg("annotate", [f"qa=ablation/{name}", "model.image_size=64"])
+        qa = OmegaConf.to_container(cfg.qa, resolve=True)
+        (key,) = [k for k in default if qa[k] != default[k]]  # exactly one setting differs from qa=default
+        assert qa[key] == paper[key]  # ... and it is set as in the paper's loop
+        changed.add(key)
+        annotator = instantiate_node(cfg, "annotator", _convert_="all")
+        assert type(annotator).__name__ == "SamQaAnnotator"
+    assert changed == {k for k in default if paper[k] != default[k]}  # every addition has its row
+    sweep = compose_cfg("study", ["experiment=qa_ablation"]).hydra.sweeper.params
+    assert set(sweep.qa.split(",")) == {"default", "paper", *(f"ablation/{n}" for n in ablations)}
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_study_budgets_are_steps_or_epochs_never_wall_clock(compose_cfg, experiment: str) -> None:
+    cfg = compose_cfg("study", [f"experiment={experiment}"])
+    for name, spec in cfg.study.models.items():
+        assert not any("max_time" in str(o) for o in spec.overrides), (experiment, name)
+        train = compose_cfg("train", [str(o) for o in spec.overrides if "backbone_path" not in str(o)
+                                      and "teacher.checkpoint" not in str(o)])
+        assert train.trainer.get("max_time") is None, (experiment, name)
+        assert train.trainer.max_epochs > 0 or train.trainer.get("max_steps", -1) > 0, (experiment, name)
+    assert cfg.detector.iterations or cfg.detector.epochs
+
+
+@pytest.mark.parametrize("preset", [f"recipe={r}" for r in options("recipe")]
+                         + [f"stage={s}" for s in options("stage")])
+def test_training_presets_have_no_wall_clock_budget(compose_cfg, preset: str) -> None:
+    assert compose_cfg("train", [preset]).trainer.get("max_time") is None

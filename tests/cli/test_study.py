@@ -22,6 +22,8 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = _results_dir(run.stdout)
     rows = json.loads((out / "results.json").read_text())
+    runs = json.loads((out / "runs.json").read_text())
+    job_dir = {r["annotator"]: Path(j["job_dir"]) for r, j in zip(rows, runs, strict=True)}
     by = {r["annotator"]: r for r in rows}
     assert set(by) == {"manual", "watershed_unet", "sam2_video"}
     for name in ("manual", "watershed_unet"):
@@ -30,10 +32,10 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
         assert 0 <= r["IDF1"] <= 100 and 0 <= r["HOTA"] <= 100 and r["dataset"] == "synthetic_rats"
         assert set(r["variants"]) == {"paper", "max_ids", "detection_box", "nms_0.5", "new_track_0.5",
                                    "all_fixes"}
-        assert (Path(r["job_dir"]) / "tracks" / "paper" / "tracker.yaml").is_file()
-        assert (Path(r["job_dir"]) / "tracks" / "paper" / "synthetic_rats-eval1.txt").is_file()
-        assert (Path(r["job_dir"]) / "detector" / "best.pt").is_file()
-        assert (Path(r["job_dir"]) / "detector" / "results.csv").is_file()
+        assert (job_dir[name] / "tracks" / "paper" / "tracker.yaml").is_file()
+        assert (job_dir[name] / "tracks" / "paper" / "synthetic_rats-eval1.txt").is_file()
+        assert (job_dir[name] / "detector" / "best.pt").is_file()
+        assert (job_dir[name] / "detector" / "results.csv").is_file()
     assert by["manual"]["interventions_per_100_frames"] == 100.0
     assert by["sam2_video"]["status"] == "skipped" and "annotator.sam2.checkpoint" in by["sam2_video"]["reason"]
     assert "seg_unet" in by["watershed_unet"]["models"]
@@ -46,7 +48,7 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
     assert len(runs) == 4, runs
     assert len(list(out.rglob("offline-run-*"))) == 4
     for r in rows:  # each job's own run holds its row; the jobs that ran hold their label-quality table too
-        (run_dir,) = (Path(r["job_dir"]) / "wandb").glob("offline-run-*")
+        (run_dir,) = (job_dir[r["annotator"]] / "wandb").glob("offline-run-*")
         tables = {p.relative_to(run_dir / "files" / "media" / "table").parts[0]
                   for p in (run_dir / "files" / "media" / "table").rglob("*.table.json")}
         assert any(t.startswith("study_row") for t in tables)
@@ -54,12 +56,19 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
     (summary,) = (out / "wandb").glob("offline-run-*")
     assert list((summary / "files" / "media" / "table").glob("table2_*.table.json"))
 
-    again = run_cli("samqa-study", *args, cwd=tmp_path)
+    # keys that change only reporting or speed are not part of the cache key: everything is read back
+    again = run_cli("samqa-study", *args, "progress=true", "detector.workers=2", "detector.verbose=false", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    rows2 = json.loads((_results_dir(again.stdout) / "results.json").read_text())
-    for r1, r2 in zip(rows, rows2, strict=True):
-        assert (r1["IDF1"], r1["HOTA"], r1["status"]) == (r2["IDF1"], r2["HOTA"], r2["status"])
-        assert all(st["cached"] for st in r2["stages"].values())
+    out2 = _results_dir(again.stdout)
+    assert (out2 / "results.json").read_text() == (out / "results.json").read_text()
+    for r in json.loads((out2 / "runs.json").read_text()):
+        assert all(st["cached"] for st in r["stages"].values())
+    # same config, same numbers: from an empty cache, every stage recomputed, results.json is the same file
+    fresh = run_cli("samqa-study", *args, f"study.cache_dir={tmp_path}/cache2", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    out3 = _results_dir(fresh.stdout)
+    assert not any(st["cached"] for r in json.loads((out3 / "runs.json").read_text()) for st in r["stages"].values())
+    assert (out3 / "results.json").read_text() == (out / "results.json").read_text()
 
 
 def test_a_bad_tracker_config_fails_its_job_before_training_and_the_others_go_on(tmp_path: Path) -> None:
@@ -68,4 +77,21 @@ def test_a_bad_tracker_config_fails_its_job_before_training_and_the_others_go_on
     assert run.returncode == 1  # a failed job makes the multirun's exit status non-zero, after the report
     rows = json.loads((_results_dir(run.stdout) / "results.json").read_text())
     assert [r["status"] for r in rows] == ["ok", "failed"]
-    assert "tracker.track_buffer" in rows[1]["reason"] and rows[1]["stages"] == {}
+    assert "tracker.track_buffer" in rows[1]["reason"] and rows[1]["stage_keys"] == {}
+
+
+def test_detectors_of_several_seeds_give_mean_and_sd(tmp_path: Path) -> None:
+    run = run_cli("samqa-study", *SMOKE, "annotator=manual", "logger=csv", "study.detector_seeds=[0,1]", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = _results_dir(run.stdout)
+    (row,) = json.loads((out / "results.json").read_text())
+    assert row["status"] == "ok" and row["seeds"] == [0, 1] and row["IDF1_sd"] is not None
+    # two detectors (cached stages of their own), each tracked and kept in the job folder
+    assert {k for k in row["stage_keys"] if k.startswith("detector")} == {"detector[seed=0]", "detector[seed=1]"}
+    assert row["stage_keys"]["detector[seed=0]"] != row["stage_keys"]["detector[seed=1]"]
+    assert set(row["variants"]["paper"]["IDF1_per_seed"]) == {"0", "1"}
+    (run_info,) = json.loads((out / "runs.json").read_text())
+    for seed in (0, 1):
+        assert (Path(run_info["job_dir"]) / f"seed{seed}" / "tracks" / "paper" / "tracker.yaml").is_file()
+        assert (Path(run_info["job_dir"]) / f"seed{seed}" / "detector" / "best.pt").is_file()
+    assert " ± " in (out / "table2.md").read_text()

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from samqa_framework.study.cache import StageCache, spec_key
+from samqa_framework.study.cache import PACKAGE_DIR, StageCache, code_fingerprint, spec_key
 
 
 def test_a_finished_stage_is_reused_and_key_ignores_order(tmp_path: Path) -> None:
@@ -44,3 +45,33 @@ def test_an_unfinished_stage_runs_again_in_the_same_folder(tmp_path: Path) -> No
 
     res = cache.run("s", {"a": 1}, resume)
     assert seen == {"partial": "half"} and not res.cached and res.outputs == {"ok": True}
+
+
+def test_the_key_holds_the_code_so_a_code_change_re_runs_a_stage(tmp_path: Path) -> None:
+    calls = []
+
+    def fn(stage_dir: Path) -> dict:
+        calls.append(stage_dir)
+        return {}
+
+    old = StageCache(tmp_path, code="aaaa").run("s", {"a": 1}, fn)
+    assert StageCache(tmp_path, code="aaaa").run("s", {"a": 1}, fn).cached
+    new = StageCache(tmp_path, code="bbbb").run("s", {"a": 1}, fn)
+    assert not new.cached and new.dir != old.dir and len(calls) == 2
+    assert json.loads((new.dir / "spec.json").read_text())["code"] == "bbbb"
+
+
+def test_the_code_fingerprint_follows_every_source_edit_and_library_version(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    shutil.copytree(PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    base = code_fingerprint(pkg)
+    assert base == code_fingerprint(pkg) == code_fingerprint(PACKAGE_DIR)  # content, not location
+    assert StageCache(tmp_path).code == base  # the default is this package's own code
+    track = pkg / "track" / "bytetrack.py"
+    track.write_text(track.read_text() + "\n# a comment\n")
+    edited = code_fingerprint(pkg)
+    assert edited != base
+    (pkg / "track" / "new_module.py").write_text("")
+    assert code_fingerprint(pkg) not in (base, edited)
+    # a library's version is part of it too (here one that is not installed, then installed "torch")
+    assert code_fingerprint(PACKAGE_DIR, ["torch"]) != code_fingerprint(PACKAGE_DIR, ["no-such-dist"])

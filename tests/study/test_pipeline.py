@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf, open_dict
 
@@ -11,7 +12,7 @@ from samqa_framework.annotate.runner import annotate_sequence
 from samqa_framework.data.mot import read_mot, write_mot
 from samqa_framework.data.sequence import DatasetManifest
 from samqa_framework.study.cache import StageResult
-from samqa_framework.study.pipeline import StudyJob, method_info, study_job
+from samqa_framework.study.pipeline import StudyJob, _over_seeds, method_info, study_job
 
 
 @pytest.mark.parametrize("annotator,label,interval,post", [
@@ -108,3 +109,17 @@ def test_export_keeps_labels_whatever_their_score(tiny_rats: Path, tmp_path: Pat
     exported = [line for p in (out.dir / "labels" / "train").glob("*.txt") for line in p.read_text().splitlines()]
     assert len(exported) == len(boxes)  # every label became a YOLO box: none was dropped
     assert len(list((out.dir / "labels" / "val").glob("*.txt"))) == 4
+
+
+def test_metrics_over_detector_seeds_give_mean_sd_and_each_seed() -> None:
+    def run(idf1: float, why: str | None) -> dict:
+        return {"IDF1": idf1, "HOTA": idf1 / 2, "IDSW": 3, "diagnosis": {"why": why}}
+
+    agg = _over_seeds({0: {"paper": run(80.0, None)}, 1: {"paper": run(84.0, None)},
+                       2: {"paper": run(0.0, "no track started")}})["paper"]
+    assert agg["IDF1"] == pytest.approx(164 / 3) and agg["HOTA"] == pytest.approx(82 / 3)
+    assert agg["IDF1_sd"] == pytest.approx(float(np.std([80, 84, 0], ddof=1)))
+    assert agg["IDF1_per_seed"] == {"0": 80.0, "1": 84.0, "2": 0.0} and agg["IDSW"] == 3
+    assert agg["diagnosis"]["why"] == "seed 2: no track started"
+    one = _over_seeds({0: {"paper": run(80.0, None)}})["paper"]
+    assert one["IDF1"] == 80.0 and one["IDF1_sd"] is None and one["diagnosis"] == {"why": None}

@@ -3,7 +3,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from samqa_framework.study.report import RESULT_KEYS, collect_rows, stage_times, table2, write_results, write_row
+from samqa_framework.study.report import (
+    RESULT_KEYS,
+    collect_rows,
+    stage_times,
+    table2,
+    variants_table,
+    write_results,
+    write_row,
+)
 
 
 def _row(method: str, dataset: str, status: str = "ok", idf1: float | None = 80.0, interval: int | None = None,
@@ -14,7 +22,9 @@ def _row(method: str, dataset: str, status: str = "ok", idf1: float | None = 80.
             "zero_shot": "-", "post_processing": "-", "prompt_interval": interval,
             "variants": {"paper": {"IDF1": idf1, "HOTA": 60.0}, "max_ids": {"IDF1": 90.0, "HOTA": 61.0}}
             if status == "ok" else {},
-            "stages": {"annotate": {"wall_s": 10.0, "cached": False}, "detector": {"wall_s": 5.0, "cached": True}}}
+            "job_dir": f"/runs/{method}", "wall_s": 15.5,
+            "stages": {"annotate": {"key": "k1", "wall_s": 10.0, "cached": False, "dir": "/c/annotate/k1"},
+                       "detector": {"key": "k2", "wall_s": 5.0, "cached": True, "dir": "/c/detector/k2"}}}
 
 
 def test_rows_are_collected_in_job_order_and_written_as_table2(tmp_path: Path) -> None:
@@ -36,7 +46,25 @@ def test_rows_are_collected_in_job_order_and_written_as_table2(tmp_path: Path) -
     results = json.loads(files["results"].read_text())
     assert all(set(RESULT_KEYS) <= set(r) for r in results) and len(results) == 5
     assert {r["status"] for r in results} == {"ok", "skipped"}
+    # results.json holds what the config decides (stage keys included), runs.json where and how long it ran
+    assert all(r["stage_keys"] == {"annotate": "k1", "detector": "k2"} for r in results)
+    assert not any(k in r for r in results for k in ("job_dir", "wall_s", "stages"))
+    runs = json.loads(files["runs"].read_text())
+    assert runs[0]["job_dir"] == "/runs/SAM-QA" and runs[0]["stages"]["detector"]["cached"] is True
     assert files["fig3a"].stat().st_size > 0 and files["bars"].stat().st_size > 0
     assert "max_ids IDF1" in (tmp_path / "table2.md").read_text()
     assert (tmp_path / "table2.csv").read_text().splitlines()[0].startswith("method,zero-shot")
     assert stage_times(got) == {"annotate": 50.0, "detector": 0.0}
+
+
+def test_a_zero_in_table2_and_the_variants_says_why() -> None:
+    why = "no track started: no detection >= new_track_thresh 0.9 (max conf 0.62, median 0.25)"
+    row = _row("Manual annotation", "mice", idf1=0.0) | {"diagnosis": {"why": why}}
+    row["variants"]["paper"] = {"IDF1": 0.0, "HOTA": 0.0, "diagnosis": {"why": why}}
+    row["variants"]["max_ids"]["diagnosis"] = {"why": None}
+    _, lines = table2([row])
+    assert lines[0][4] == "0.0" and lines[0][-1] == f"mice: {why}"
+    header, v_lines = variants_table([row])
+    assert header[-1] == "zeros" and v_lines[0][-1] == f"paper: {why}"  # max_ids scored 90: no note
+    fine = _row("SAM-QA", "rats")
+    assert table2([fine])[1][0][-1] == "" and variants_table([fine])[1][0][-1] == ""

@@ -184,3 +184,16 @@ def test_simulated_detector_is_deterministic_and_respects_rates() -> None:
     assert 0.35 * 400 < kept < 0.65 * 400 + 0.02 * 200 * 3
     with pytest.raises(ValueError, match="miss_rate"):
         SimulatedDetector(miss_rate=1.5)
+
+
+def test_a_zero_explains_itself_with_the_detections_figures() -> None:
+    paper = ByteTrack()  # new_track_thresh 0.9, track_high_thresh 0.5
+    low = paper.diagnose(np.array([0.2, 0.25, 0.3, 0.6]), tracks=0)
+    assert low["why"] == "no track started: no detection >= new_track_thresh 0.9 (max conf 0.60, median 0.28)"
+    assert low["detections"] == 4 and low["share_new_track"] == 0.0 and low["share_high"] == 0.25
+    assert paper.diagnose(np.zeros(0), tracks=0)["why"] == "no detection on the evaluation videos"
+    late = paper.diagnose(np.r_[np.full(199, 0.7), 0.95], tracks=2)["why"]
+    assert late.startswith("tracks start late: 0.5% of detections >= new_track_thresh 0.9")
+    assert "second association" in paper.diagnose(np.r_[np.full(10, 0.3), np.full(5, 0.95)], tracks=3)["why"]
+    healthy = dataclasses.replace(paper, new_track_thresh=0.5).diagnose(np.full(50, 0.8), tracks=2)
+    assert healthy["why"] is None and healthy["share_new_track"] == 1.0

@@ -1,7 +1,9 @@
 """Stage results cached by the configuration that produced them.
 
 Each stage of a study job runs in ``<root>/<stage>/<key>/``, where ``key`` hashes the stage's spec (the resolved
-config values that decide its output, and the keys of the stages it reads). ``done.json`` is written atomically
+config values that decide its output, and the keys of the stages it reads) and the code that runs it (this
+package's source and the versions of the libraries that train and predict): after a code change or an upgrade
+nothing stale is reused. ``done.json`` is written atomically
 last, so a folder without it is an unfinished stage: a re-run or a crashed multirun starts that stage again in the
 same folder (annotation then resumes frame by frame from its own store). A file lock serialises two jobs that need
 the same stage at once (e.g. a SLURM multirun whose methods share one trained model).
@@ -10,13 +12,15 @@ the same stage at once (e.g. a SLURM multirun whose methods share one trained mo
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,35 @@ from samqa_framework.utils.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 DONE = "done.json"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# The libraries whose code produces a stage's output (training, prediction, evaluation): an upgrade re-runs stages.
+CODE_DISTRIBUTIONS = ("torch", "torchvision", "lightning", "ultralytics", "segment-anything", "sam2", "timm",
+                      "segmentation-models-pytorch", "transformers", "trackeval", "numpy", "opencv-python",
+                      "scikit-image", "scikit-learn", "pycocotools")
+
+
+def code_fingerprint(package_dir: str | os.PathLike[str] = PACKAGE_DIR,
+                     distributions: Iterable[str] = CODE_DISTRIBUTIONS) -> str:
+    """A hash of the Python source under ``package_dir`` (paths and contents) and the installed versions of
+    ``distributions`` (absent ones count as such). Any edit of a module, comments included, changes it: a stage is
+    re-run rather than risk reusing what older code produced."""
+    h = hashlib.sha256()
+    root = Path(package_dir)
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in distributions:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        h.update(f"{name}=={version}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def current_code() -> str:
+    """This process's :func:`code_fingerprint` (computed once: about 0.1 s of reading)."""
+    return code_fingerprint()
 
 
 def spec_key(spec: Mapping[str, Any]) -> str:
@@ -44,11 +77,14 @@ class StageResult:
 
 
 class StageCache:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], code: str | None = None) -> None:
+        """``code``: the code's fingerprint, part of every key (default: :func:`current_code`)."""
         self.root = Path(root)
+        self.code = current_code() if code is None else code
 
     def run(self, name: str, spec: Mapping[str, Any], fn: Callable[[Path], Mapping[str, Any]]) -> StageResult:
-        """``fn(stage_dir) -> outputs`` (JSON-able) unless a finished run of the same spec exists."""
+        """``fn(stage_dir) -> outputs`` (JSON-able) unless a finished run of the same spec and code exists."""
+        spec = {**spec, "code": self.code}
         key = spec_key(spec)
         stage_dir = self.root / name / key
         stage_dir.mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,6 @@ from samqa_framework.utils.hydra import compose, config_node, instantiate_node
 log = logging.getLogger(__name__)
 
 CLASS_NAMES = ("animal",)
-# Keys of a nested samqa-train config that do not change the trained model (so not part of its cache key).
-_NOT_IN_KEY = ("paths", "logger", "hydra", "export_path", "tags", "task_name", "ckpt_path")
 # Stands for a model stage's folder in its config until the cache gives the folder (paths are not in the key).
 _STAGE_DIR = "<stage_dir>"
 
@@ -59,14 +57,23 @@ class StudyJob:
         self.out_dir = Path(cfg.paths.output_dir)
         self.stages: dict[str, StageResult] = {}
         self.progress = bool(cfg.get("progress", True))
+        self.ignore = list(cfg.study.get("cache_ignore") or [])
+
+    def keyed(self, node: Any, path: str, ignore: list[str] | None = None) -> Any:
+        """``node`` (the job config's ``path``) as plain data for a cache key, without the keys that change how a
+        stage reports or how fast it runs, not what it produces (``study.cache_ignore``)."""
+        return _without(to_plain(node), path, self.ignore if ignore is None else ignore)
 
     # ---- stages --------------------------------------------------------------------------------------------
-    def _stage(self, name: str, spec: Mapping[str, Any], fn: Callable[[Path], Mapping[str, Any]]) -> StageResult:
+    def _stage(self, name: str, spec: Mapping[str, Any], fn: Callable[[Path], Mapping[str, Any]],
+               tag: str = "") -> StageResult:
+        """Run or read stage ``name``; ``tag`` tells apart runs of one stage in a job (``seed=1``)."""
         n = len(self.stages) + 1
-        log.info("[stage %d] %s", n, name)
+        label = f"{name}[{tag}]" if tag else name
+        log.info("[stage %d] %s", n, label)
         result = self.cache.run(name, spec, fn)
-        self.stages[name] = result
-        log.info("[stage %d] %s %s in %.1f s (%s)", n, name, "cached" if result.cached else "done",
+        self.stages[label] = result
+        log.info("[stage %d] %s %s in %.1f s (%s)", n, label, "cached" if result.cached else "done",
                  result.wall_s, result.dir)
         return result
 
@@ -76,11 +83,11 @@ class StudyJob:
         if spec_cfg is None:
             raise ConfigError(f"study.models.{name}", "no such model spec (a method's `needs` names it)")
         # A model may start from another one (e.g. fine-tuning from the distilled student).
-        parents = {key: self.train_model(parent).outputs["export"]
-                   for parent, key in (spec_cfg.get("needs") or {}).items()}
-        train_cfg = self.train_config(spec_cfg, parents)
-        resolved = to_plain(train_cfg)
-        spec = {"model": name, "train": {k: v for k, v in resolved.items() if k not in _NOT_IN_KEY}}
+        parents = {key: self.train_model(parent) for parent, key in (spec_cfg.get("needs") or {}).items()}
+        train_cfg = self.train_config(spec_cfg, {key: r.outputs["export"] for key, r in parents.items()})
+        # the parent models stand in the key by their stage keys, not their folders (as in annotate)
+        spec_train = self.train_config(spec_cfg, {key: f"<{r.name}:{r.key}>" for key, r in parents.items()})
+        spec = {"model": name, "train": self.keyed(spec_train, "", list(self.cfg.study.train_cache_ignore))}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             out = train(OmegaConf.merge(train_cfg, {"paths": {"output_dir": str(stage_dir)}}))
@@ -112,9 +119,16 @@ class StudyJob:
             OmegaConf.update(cfg, key, path, force_add=True)
         return cfg.annotator
 
-    def annotate(self, annotator_cfg: DictConfig, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+    def annotate(self, trained: Mapping[str, StageResult], manifest: DatasetManifest,
+                 dataset_dir: Path) -> StageResult:
+        """``trained``: key -> the model stage whose export the annotator loads from that key."""
         cfg = self.cfg
-        spec = {"annotator": to_plain(annotator_cfg), "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames")}
+        annotator_cfg = self.annotator_config({key: r.outputs["export"] for key, r in trained.items()})
+        # a trained model stands in the key by its stage's key, not by its folder: a copied or moved cache still
+        # matches, and two caches of one config give the same keys
+        spec = {"annotator": self.keyed(self.annotator_config({k: f"<{r.name}:{r.key}>" for k, r in trained.items()}),
+                                        "annotator"),
+                "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames")}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             with config_node(annotator_cfg, ""):  # errors name annotator.<key>
@@ -158,21 +172,26 @@ class StudyJob:
 
         return self._stage("export", spec, fn)
 
-    def train_detector(self, export: StageResult) -> StageResult:
-        spec = {"export": export.key, "detector": to_plain(self.cfg.detector), "seed": self.cfg.seed}
+    def train_detector(self, export: StageResult, seed: int, tag: str = "") -> StageResult:
+        """The detector trained on an export with one training seed (``detector.seed`` replaced by ``seed``)."""
+        spec = {"export": export.key, "detector": {**self.keyed(self.cfg.detector, "detector"), "seed": seed}}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
+            detector = self.detector if seed == self.cfg.detector.seed else instantiate_node(
+                self.cfg, "detector", _convert_="all", seed=seed)
             with config_node(self.cfg, "detector"):  # its architecture is looked up when training starts
-                run = self.detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
+                run = detector.train(Path(export.outputs["data_yaml"]), stage_dir / "yolo")
             return {"weights": str(run.weights), "results_csv": str(run.results_csv), "metrics": run.metrics,
                     "epochs": run.epochs}
 
-        return self._stage("detector", spec, fn)
+        return self._stage("detector", spec, fn, tag)
 
-    def detect(self, detector: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+    def detect(self, detector: StageResult, manifest: DatasetManifest, dataset_dir: Path,
+               tag: str = "") -> StageResult:
         """Detections on the evaluation videos as MOT rows (id = rank within the frame, conf = score)."""
-        spec = {"detector": detector.key, "predict": to_plain(self.cfg.detector),
-                "eval": list(manifest.eval), "data": to_plain(self.cfg.data)}
+        predict = {k: v for k, v in self.keyed(self.cfg.detector, "detector").items() if k != "seed"}
+        spec = {"detector": detector.key, "predict": predict, "eval": list(manifest.eval),
+                "data": to_plain(self.cfg.data)}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             counts = {}
@@ -192,9 +211,10 @@ class StudyJob:
                 counts[seq.name] = len(table)
             return {"dir": str(stage_dir), "detections": counts}
 
-        return self._stage("detect", spec, fn)
+        return self._stage("detect", spec, fn, tag)
 
-    def track(self, detections: StageResult, manifest: DatasetManifest, dataset_dir: Path) -> StageResult:
+    def track(self, detections: StageResult, manifest: DatasetManifest, dataset_dir: Path,
+              tag: str = "") -> StageResult:
         """Every tracker variant (``study.tracker_variants``) on the same detections, scored with TrackEval."""
         # "num_animals" stands for the data set's known count, from its manifest (imported sets count their tracks)
         variants = {name: {k: manifest.num_animals if val == "num_animals" else val
@@ -210,18 +230,23 @@ class StudyJob:
             metrics = {}
             for name, tracker in trackers.items():
                 pred_dir = stage_dir / name
+                confs, started = [], 0
                 for seq in manifest.sequences(dataset_dir, "eval"):
                     info = seq.info
                     dets = read_mot(Path(detections.outputs["dir"]) / f"{seq.name}.txt", num_frames=info.seq_length)
                     tracks = tracker.track(_frames_of(dets, info.seq_length), (info.width, info.height))
                     write_mot(pred_dir / f"{seq.name}.txt", tracks, columns=10)
+                    confs.append(dets.conf)
+                    started += len(np.unique(tracks.track_id))
                 tracker.save_yaml(pred_dir / "tracker.yaml")
                 result = evaluate_dirs(dataset_dir, pred_dir, sequences=list(manifest.eval))
                 write_report(result, pred_dir / "metrics")
-                metrics[name] = result[COMBINED]
+                # a zero (or a low score) says why in figures, e.g. no detection reaching new_track_thresh
+                conf = np.concatenate(confs) if confs else np.zeros(0)
+                metrics[name] = {**result[COMBINED], "diagnosis": tracker.diagnose(conf, started)}
             return {"metrics": metrics}
 
-        return self._stage("track", spec, fn)
+        return self._stage("track", spec, fn, tag)
 
     # ---- the job -------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -236,30 +261,70 @@ class StudyJob:
         dataset_dir = Path(cfg.dataset_dir)
         with config_node(cfg, "data"):
             manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
-        trained = {key: self.train_model(name).outputs["export"] for name, key in (method.get("needs") or {}).items()}
-        annotation = self.annotate(self.annotator_config(trained), manifest, dataset_dir)
+        trained = {key: self.train_model(name) for name, key in (method.get("needs") or {}).items()}
+        annotation = self.annotate(trained, manifest, dataset_dir)
         exported = self.export(annotation, manifest, dataset_dir)
-        detector = self.train_detector(exported)
-        detections = self.detect(detector, manifest, dataset_dir)
-        tracked = self.track(detections, manifest, dataset_dir)
-        # the run keeps what it produced (the cache may be cleared): tracks per sequence with the tracker yaml used
-        # and the metrics, the detector's weights, curves and ultralytics arguments
-        shutil.copytree(tracked.dir, self.out_dir / "tracks", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".lock", "done.json", "spec.json"))
-        weights = Path(detector.outputs["weights"])
-        (self.out_dir / "detector").mkdir(parents=True, exist_ok=True)
-        for src in (weights, weights.parent.parent / "results.csv", weights.parent.parent / "args.yaml"):
-            if src.is_file():
-                shutil.copy2(src, self.out_dir / "detector" / src.name)
-        metrics = tracked.outputs["metrics"]
+        # one detector per training seed (study.detector_seeds): the table gives mean and sd over them
+        seeds = [int(x) for x in (cfg.study.get("detector_seeds") or [cfg.detector.seed])]
+        per_seed: dict[int, tuple[StageResult, StageResult]] = {}
+        for seed in seeds:
+            tag = f"seed={seed}" if len(seeds) > 1 else ""
+            detector = self.train_detector(exported, seed, tag)
+            tracked = self.track(self.detect(detector, manifest, dataset_dir, tag), manifest, dataset_dir, tag)
+            # the run keeps what it produced (the cache may be cleared): tracks per sequence with the tracker yaml
+            # used and the metrics, the detector's weights, curves and ultralytics arguments
+            keep = self.out_dir / (f"seed{seed}" if len(seeds) > 1 else "")
+            shutil.copytree(tracked.dir, keep / "tracks", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".lock", "done.json", "spec.json"))
+            weights = Path(detector.outputs["weights"])
+            (keep / "detector").mkdir(parents=True, exist_ok=True)
+            for src in (weights, weights.parent.parent / "results.csv", weights.parent.parent / "args.yaml"):
+                if src.is_file():
+                    shutil.copy2(src, keep / "detector" / src.name)
+            per_seed[seed] = (detector, tracked)
+        metrics = _over_seeds({s: t.outputs["metrics"] for s, (_, t) in per_seed.items()})
         primary = metrics[cfg.study.primary_variant]
-        return {"IDF1": primary["IDF1"], "HOTA": primary["HOTA"],
+        first = per_seed[seeds[0]][0]
+        return {"IDF1": primary["IDF1"], "HOTA": primary["HOTA"], "IDF1_sd": primary.get("IDF1_sd"),
+                "HOTA_sd": primary.get("HOTA_sd"), "seeds": seeds, "diagnosis": primary.get("diagnosis"),
                 "interventions_per_100_frames": annotation.outputs["interventions_per_100_frames"],
                 "label_quality": {s: v["quality"] for s, v in annotation.outputs["sequences"].items()},
-                "detector": detector.outputs["metrics"], "detector_curves": detector.outputs["results_csv"],
+                "detector": first.outputs["metrics"], "detector_curves": first.outputs["results_csv"],
+                "detector_per_seed": {str(s): d.outputs["metrics"] for s, (d, _) in per_seed.items()},
                 "variants": metrics,
                 "models": {n[len("train_"):]: r.outputs.get("metrics") for n, r in self.stages.items()
                            if n.startswith("train_")}}
+
+
+def _over_seeds(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each tracker variant's metrics over the detector seeds: the mean of every figure, the sample sd of IDF1
+    and HOTA (None for one seed), each seed's IDF1, and the diagnoses that explain a zero (seed by seed)."""
+    seeds = list(per_seed)
+    out: dict[str, dict[str, Any]] = {}
+    for variant in per_seed[seeds[0]]:
+        runs = [per_seed[s][variant] for s in seeds]
+        if len(runs) == 1:
+            out[variant] = {**runs[0], "IDF1_sd": None, "HOTA_sd": None}
+            continue
+        keys = [k for k, v in runs[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+        agg: dict[str, Any] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        for k in ("IDF1", "HOTA"):
+            agg[f"{k}_sd"] = float(np.std([r[k] for r in runs], ddof=1))
+        agg["IDF1_per_seed"] = {str(s): r["IDF1"] for s, r in zip(seeds, runs, strict=True)}
+        whys = [f"seed {s}: {r['diagnosis']['why']}" for s, r in zip(seeds, runs, strict=True)
+                if (r.get("diagnosis") or {}).get("why")]
+        agg["diagnosis"] = {"why": "; ".join(whys) or None,
+                            "per_seed": {str(s): r.get("diagnosis") for s, r in zip(seeds, runs, strict=True)}}
+        out[variant] = agg
+    return out
+
+
+def _without(value: Any, path: str, ignore: list[str]) -> Any:
+    """``value`` (plain data found at dotted ``path``) without the dotted keys in ``ignore`` that lie under it."""
+    if not isinstance(value, dict):
+        return value
+    prefix = f"{path}." if path else ""
+    return {k: _without(v, f"{prefix}{k}", ignore) for k, v in value.items() if f"{prefix}{k}" not in ignore}
 
 
 def _frames_of(dets: MotTable, num_frames: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -278,6 +343,7 @@ def method_info(cfg: DictConfig) -> dict[str, Any]:
     annotator config: post-processing (the watershed split's refinement) and the prompt interval."""
     choice = cfg.study.method
     info = dict(to_plain(cfg.methods.get(choice)) or {"label": choice})
+    info["label"] = f"{info.get('label', choice)}{cfg.study.get('label_suffix') or ''}"
     ann = cfg.annotator
     base = ann.get("base") or ann
     every = ann.get("every")
@@ -311,7 +377,7 @@ def study_job(cfg: DictConfig) -> dict[str, Any]:
         if not cfg.study.continue_on_error:
             raise
     finally:
-        row["stages"] = {n: {"wall_s": round(r.wall_s, 1), "cached": r.cached, "dir": str(r.dir)}
+        row["stages"] = {n: {"key": r.key, "wall_s": round(r.wall_s, 1), "cached": r.cached, "dir": str(r.dir)}
                          for n, r in job.stages.items()}
         row["wall_s"] = round(time.perf_counter() - start, 1)
         write_row(job.out_dir, row)

@@ -3,7 +3,7 @@
 A row: ``method`` (Table 2's name), ``annotator`` (the config), ``dataset``, ``IDF1``, ``HOTA`` (the paper's
 tracker setting), ``interventions_per_100_frames``, ``status`` ok | skipped | failed, ``reason``; plus the
 Table 2 columns (zero-shot, post-processing, prompt interval), the other tracker variants, the label quality,
-the detector's final metrics and each stage's wall time.
+the detector's final metrics, each stage's cache key, folder and wall time.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from samqa_framework.utils.io import atomic_write_json, atomic_write_text
 
 ROW_FILE = "row.json"
 RESULT_KEYS = ("method", "dataset", "IDF1", "HOTA", "interventions_per_100_frames", "status", "reason")
+# What differs between two runs of one config (folders, times, whether a stage came from the cache): kept out of
+# results.json, so the same config gives the same file byte for byte, and written to runs.json instead.
+RUN_KEYS = ("job_dir", "wall_s", "stages", "detector_curves")
 
 
 def base_row(cfg: DictConfig, method: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,8 +50,10 @@ def collect_rows(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
 
 
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+def _fmt(v: Any, sd: float | None = None) -> str:
+    """A table cell: one decimal; ``mean ± sd`` when the figure is a mean over seeds."""
+    text = "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+    return text if sd is None or v is None else f"{text} ± {sd:.1f}"
 
 
 def _prompting(row: Mapping[str, Any]) -> str:
@@ -81,7 +86,10 @@ def table2(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]
             if r is None:
                 line += ["", ""]
             elif r["status"] == "ok":
-                line += [_fmt(r["IDF1"]), _fmt(r["HOTA"])]
+                line += [_fmt(r["IDF1"], r.get("IDF1_sd")), _fmt(r["HOTA"], r.get("HOTA_sd"))]
+                why = (r.get("diagnosis") or {}).get("why")
+                if why:  # a zero or a low score says why, with the detector's figures against the tracker's
+                    notes.append(f"{d}: {why}")
             else:
                 line += [r["status"], r["status"]]
                 notes.append(f"{d}: {r['reason']}")
@@ -93,10 +101,21 @@ def variants_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[l
     """IDF1 / HOTA of every tracker variant side by side (paper setting, known animal count, detection boxes)."""
     ok = [r for r in rows if r["status"] == "ok" and r.get("variants")]
     names = list(dict.fromkeys(v for r in ok for v in r["variants"]))
-    header = ["method", "dataset", *[f"{v} {m}" for v in names for m in ("IDF1", "HOTA")]]
-    lines = [[r["method"], r["dataset"], *[_fmt(r["variants"].get(v, {}).get(m)) for v in names
-                                           for m in ("IDF1", "HOTA")]] for r in ok]
+    header = ["method", "dataset", *[f"{v} {m}" for v in names for m in ("IDF1", "HOTA")], "zeros"]
+    lines = []
+    for r in ok:
+        cells = [_fmt(r["variants"].get(v, {}).get(m), r["variants"].get(v, {}).get(f"{m}_sd"))
+                 for v in names for m in ("IDF1", "HOTA")]
+        lines.append([r["method"], r["dataset"], *cells, _zeros(r["variants"])])
     return header, lines
+
+
+def _zeros(variants: Mapping[str, Mapping[str, Any]]) -> str:
+    """Why each variant that scored IDF1 0 did (its diagnosis), e.g. "paper: no detection >= 0.9 ..."."""
+    zero = [name for name, v in variants.items()
+            if v.get("IDF1") == 0 or 0 in (v.get("IDF1_per_seed") or {}).values()]  # one seed's zero counts
+    return "; ".join(f"{name}: {(variants[name].get('diagnosis') or {}).get('why') or 'no figure explains it'}"
+                     for name in zero)
 
 
 def stage_times(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -114,11 +133,16 @@ def markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
 
 
 def write_results(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
-    """``results.json``, ``table2.md``, ``table2.csv``, ``tracker_variants.md`` and the figures in ``root``."""
+    """``results.json`` (what the config decides), ``runs.json`` (where and how long each job ran), ``table2.md``,
+    ``table2.csv`` and the figures in ``root``."""
     root = Path(root)
-    results = [{k: r.get(k) for k in RESULT_KEYS} | {k: v for k, v in r.items() if k not in RESULT_KEYS}
+    results = [{k: r.get(k) for k in RESULT_KEYS}
+               | {"stage_keys": {n: st["key"] for n, st in (r.get("stages") or {}).items() if "key" in st}}
+               | {k: v for k, v in r.items() if k not in RESULT_KEYS and k not in RUN_KEYS}
                for r in rows]
     atomic_write_json(root / "results.json", results)
+    atomic_write_json(root / "runs.json", [{"method": r["method"], "dataset": r["dataset"]}
+                                           | {k: r.get(k) for k in RUN_KEYS} for r in rows])
     header, lines = table2(rows)
     v_header, v_lines = variants_table(rows)
     text = (f"# Table 2: tracking with labels from each method (IDF1 / HOTA, the paper's ByteTrack)\n\n"
@@ -127,7 +151,8 @@ def write_results(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *lines])
     atomic_write_text(root / "table2.csv", buf.getvalue())
-    out = {"results": root / "results.json", "table": root / "table2.md", "csv": root / "table2.csv"}
+    out = {"results": root / "results.json", "runs": root / "runs.json", "table": root / "table2.md",
+           "csv": root / "table2.csv"}
     ok = [r for r in rows if r["status"] == "ok"]
     if ok:
         out["bars"] = bar_chart({f"{r['method']}\n{r['dataset']}": r for r in ok}, root / "idf1_hota.png",

@@ -105,6 +105,35 @@ class ByteTrack:
         table = track_detections(tracker, detections, image_size, box_source=self.box_source)
         return table if self.max_ids is None else cap_identities(table, self.max_ids)
 
+    def diagnose(self, conf: np.ndarray, tracks: int) -> dict[str, Any]:
+        """Why a tracker's score may be zero or low, in figures: the detection confidences ``conf`` it was given
+        against its thresholds, and the number of ``tracks`` it started. ``why`` is a sentence when the figures
+        explain a failure (nothing detected, no track started, tracks that can hardly start), else None."""
+        conf = np.asarray(conf, dtype=np.float64).ravel()
+        n = len(conf)
+        figures: dict[str, Any] = {
+            "detections": n, "tracks": int(tracks),
+            "median_conf": round(float(np.median(conf)), 3) if n else None,
+            "max_conf": round(float(conf.max()), 3) if n else None,
+            "share_new_track": round(float((conf >= self.new_track_thresh).mean()), 4) if n else 0.0,
+            "share_high": round(float((conf >= self.track_high_thresh).mean()), 4) if n else 0.0}
+        spread = f"max conf {figures['max_conf']:.2f}, median {figures['median_conf']:.2f}" if n else ""
+        if n == 0:
+            why = "no detection on the evaluation videos"
+        elif tracks == 0 and figures["share_new_track"] == 0:
+            why = f"no track started: no detection >= new_track_thresh {self.new_track_thresh:g} ({spread})"
+        elif tracks == 0:
+            why = f"no track started ({spread})"
+        elif figures["share_new_track"] < 0.01:
+            why = (f"tracks start late: {100 * figures['share_new_track']:.1f}% of detections >= new_track_thresh "
+                   f"{self.new_track_thresh:g} ({spread})")
+        elif figures["share_high"] < 0.5:
+            why = (f"most detections below track_high_thresh {self.track_high_thresh:g}: only the second "
+                   f"association sees them ({spread})")
+        else:
+            why = None
+        return {**figures, "why": why}
+
     def save_yaml(self, path: str | os.PathLike[str]) -> Path:
         """Write the settings as an ultralytics tracker yaml (``model.track(tracker=path)`` accepts it) with our
         own keys after them; ultralytics ignores those, so its own ``track()`` applies none of them."""

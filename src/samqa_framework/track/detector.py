@@ -167,7 +167,8 @@ class YoloDetector:
         weights = trainer.best if trainer.best.is_file() else trainer.last
         if not weights.is_file():
             raise RuntimeError(f"{out_dir}: training ended without a checkpoint (expected {trainer.best})")
-        metrics = read_results_csv(trainer.csv)
+        # ultralytics' "time" column is wall-clock: not a result of the config, so kept out of the metrics
+        metrics = {k: v for k, v in read_results_csv(trainer.csv).items() if k != "time"}
         return DetectorRun(weights=weights, results_csv=trainer.csv, metrics=metrics,
                            epochs=int(metrics.get("epoch", epochs)), wall_s=wall)
 

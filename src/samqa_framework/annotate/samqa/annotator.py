@@ -41,6 +41,9 @@ class SamQaAnnotator(Annotator):
     ``refine_passes`` (0 when absent; ``conf/qa`` sets 1): re-prompt each cleaned mask with its own tight box this
     many times before the checks (decoder only: the frame's embedding is reused). A pass that returns an empty
     mask keeps the mask it started from.
+    ``recovery_reassociate`` (default false): after recovery, all masks go through association again before the
+    checks (the paper's Fig. 1: recovery returns to association); false keeps each recovered mask on the identity
+    it was recovered for and returns to the checks only.
     ``recovery_predictor``: the model of the grid-point recovery (SAM 2's image predictor when configured);
     None uses ``predictor``.
     """
@@ -66,6 +69,7 @@ class SamQaAnnotator(Annotator):
         self.recheck_missing = int(qa.get("recheck_missing", 0))
         self.separate = bool(qa.get("separate", True))
         self.probe_lost = bool(qa.get("probe_lost", True))
+        self.recovery_reassociate = bool(qa.get("recovery_reassociate", False))
         self.refine_passes = int(qa.get("refine_passes", 0))
         if self.refine_passes < 0:
             raise ConfigError("qa.refine_passes", f"must be >= 0, got {qa['refine_passes']}")
@@ -154,6 +158,19 @@ class SamQaAnnotator(Annotator):
             recovered.add(i)
         return recovered
 
+    def _reassociate(self, prev: list[Instance], current: dict[int, tuple[np.ndarray, float]], recovered: set[int]
+                     ) -> tuple[dict[int, tuple[np.ndarray, float]], set[int]]:
+        """The carried animals' masks, recovered ones included, matched to the previous frame's again (the paper's
+        loop); probed animals keep their identity. Returns the new identities and which of them hold a recovered
+        mask."""
+        ids = [p.track_id for p in prev]
+        masks = [current[i][0] for i in ids]
+        scores = np.array([current[i][1] for i in ids], dtype=np.float32)
+        from_recovery = {id(current[i][0]) for i in recovered}
+        again = self._associate(prev, masks, scores)
+        out = {**{i: v for i, v in current.items() if i not in ids}, **again}
+        return out, {i for i, (m, _) in again.items() if id(m) in from_recovery}
+
     def _lost(self, present: set[int]) -> list[int]:
         """Identities seen before but not in the last labels, most recently seen first (at most the number of
         animals still missing, when the count is known)."""
@@ -197,6 +214,8 @@ class SamQaAnnotator(Annotator):
         if fails and self.recovery:
             recoveries = 1
             recovered = self._recover(image, prev.by_id(), current, fails)
+            if self.recovery_reassociate:
+                current, recovered = self._reassociate(prev.instances, current, recovered)
             fails = self._fails(current)
         recovered |= probed
         if self.separate and not fails:

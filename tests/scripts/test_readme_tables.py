@@ -1,0 +1,47 @@
+"""scripts/readme_tables.py: README's tables come from a results.json, replaced between markers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "readme_tables.py"
+
+
+def _row(method: str, dataset: str, idf1: float, sd: float | None = None) -> dict:
+    return {"method": method, "annotator": "samqa", "dataset": dataset, "IDF1": idf1, "HOTA": 50.0, "IDF1_sd": sd,
+            "HOTA_sd": sd, "interventions_per_100_frames": 1.5, "status": "ok", "reason": "",
+            "label_quality": {"a": {"mean_box_iou": 0.9}, "b": {"mean_box_iou": 0.8}},
+            "diagnosis": {"why": None}, "variants": {"paper": {"IDF1": idf1, "HOTA": 50.0}}}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("block", ["table2", "ablation"])
+def test_a_block_is_replaced_by_the_tables_of_a_results_file(tmp_path: Path, block: str) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([_row("SAM-QA [qa=paper]", "synthetic_rats", 71.25, 1.5)]))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n<!-- {block}:begin -->\nold 99.9\n<!-- {block}:end -->\nafter\n")
+    run = _run("--results", str(results), "--block", block, "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "old 99.9" not in text and text.startswith("intro\n") and text.endswith(f"<!-- {block}:end -->\nafter\n")
+    assert "71.2 ± 1.5" in text and "SAM-QA [qa=paper]" in text and "sha256" in text
+    if block == "ablation":
+        assert "| 0.850 " in text  # the mean box IoU over the sequences
+
+
+def test_missing_markers_are_an_error_naming_the_file(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([_row("Manual", "rats", 80.0)]))
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    run = _run("--results", str(results), "--block", "table2", "--readme", str(readme))
+    assert run.returncode != 0 and str(readme) in run.stderr and readme.read_text() == "no markers\n"
