@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.helpers import run_cli
 
 SMOKE = ["experiment=study_smoke", "progress=false"]
@@ -95,3 +97,19 @@ def test_detectors_of_several_seeds_give_mean_and_sd(tmp_path: Path) -> None:
         assert (Path(run_info["job_dir"]) / f"seed{seed}" / "tracks" / "paper" / "tracker.yaml").is_file()
         assert (Path(run_info["job_dir"]) / f"seed{seed}" / "detector" / "best.pt").is_file()
     assert " ± " in (out / "table2.md").read_text()
+
+
+@pytest.mark.slow
+def test_manual_labels_give_a_tracker_that_scores_and_zeros_say_why(tmp_path: Path) -> None:
+    run = run_cli("samqa-study", "experiment=study_smoke_tracks", "progress=false", "annotator=manual", "logger=csv",
+                  cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (row,) = json.loads((_results_dir(run.stdout) / "results.json").read_text())
+    assert row["status"] == "ok"
+    # a label set produces a real tracking score (tracks started at 0.5: the tiny detector's confidences)
+    assert row["variants"]["new_track_0.5"]["IDF1"] > 10, row["variants"]["new_track_0.5"]
+    for name, v in row["variants"].items():  # every zero names its cause, with the detections' figures
+        if v["IDF1"] == 0:
+            assert v["diagnosis"]["why"] and "conf" in v["diagnosis"]["why"], (name, v["diagnosis"])
+    if row["IDF1"] == 0:
+        assert "new_track_thresh 0.9" in (_results_dir(run.stdout) / "table2.md").read_text()

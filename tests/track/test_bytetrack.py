@@ -192,6 +192,9 @@ def test_a_zero_explains_itself_with_the_detections_figures() -> None:
     assert low["why"] == "no track started: no detection >= new_track_thresh 0.9 (max conf 0.60, median 0.28)"
     assert low["detections"] == 4 and low["share_new_track"] == 0.0 and low["share_high"] == 0.25
     assert paper.diagnose(np.zeros(0), tracks=0)["why"] == "no detection on the evaluation videos"
+    assert paper.diagnose(np.array([0.95, 0.1, 0.1]), tracks=0)["why"] == (
+        "no track started: 1 detection >= new_track_thresh 0.9, none matched again in the next frame "
+        "(max conf 0.95, median 0.10)")
     late = paper.diagnose(np.r_[np.full(199, 0.7), 0.95], tracks=2)["why"]
     assert late.startswith("tracks start late: 0.5% of detections >= new_track_thresh 0.9")
     assert "second association" in paper.diagnose(np.r_[np.full(10, 0.3), np.full(5, 0.95)], tracks=3)["why"]

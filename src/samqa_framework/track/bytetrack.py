@@ -122,8 +122,10 @@ class ByteTrack:
             why = "no detection on the evaluation videos"
         elif tracks == 0 and figures["share_new_track"] == 0:
             why = f"no track started: no detection >= new_track_thresh {self.new_track_thresh:g} ({spread})"
-        elif tracks == 0:
-            why = f"no track started ({spread})"
+        elif tracks == 0:  # a track starts unconfirmed and needs a match in the next frame
+            k = round(figures["share_new_track"] * n)
+            why = (f"no track started: {k} detection{'s' * (k != 1)} >= new_track_thresh {self.new_track_thresh:g}, "
+                   f"none matched again in the next frame ({spread})")
         elif figures["share_new_track"] < 0.01:
             why = (f"tracks start late: {100 * figures['share_new_track']:.1f}% of detections >= new_track_thresh "
                    f"{self.new_track_thresh:g} ({spread})")
