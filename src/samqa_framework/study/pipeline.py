@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 CLASS_NAMES = ("animal",)
 # Keys of a nested samqa-train config that do not change the trained model (so not part of its cache key).
-_NOT_IN_KEY = ("paths", "logger", "hydra", "export_path", "tags", "task_name", "ckpt_path")
+_NOT_IN_KEY = ("paths", "logger", "hydra", "export_path", "tags", "task_name", "ckpt_path", "trust_checkpoint")
 # Stands for a model stage's folder in its config until the cache gives the folder (paths are not in the key).
 _STAGE_DIR = "<stage_dir>"
 
