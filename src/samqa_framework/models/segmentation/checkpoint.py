@@ -8,7 +8,6 @@ Hydra config the net was built from. The sidecar is data: the net is built from 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,8 +23,6 @@ from samqa_framework.utils.errors import ConfigError, DataFormatError, Untrusted
 from samqa_framework.utils.hydra import CONFIG_DIR
 from samqa_framework.utils.safe_torch import load_torch_file
 from samqa_framework.utils.trust import trusted, warn_trusted
-
-log = logging.getLogger(__name__)
 
 FORMAT = "samqa-segmentation"
 MODEL_CONFIGS = CONFIG_DIR / "model"  # the nets a sidecar may name: ours only
