@@ -65,6 +65,19 @@ def test_unknown_task_and_bad_override_are_refused(project: Path) -> None:
         api.compose("generate", ["data.colr=1"])
 
 
+@pytest.mark.parametrize("task", ["train", "annotate", "study"])
+def test_trust_checkpoint_holds_for_the_whole_task(project: Path, monkeypatch: pytest.MonkeyPatch, task: str) -> None:
+    """Off by default; trust_checkpoint=true lets the task's loaders load files that need code run (utils.trust)."""
+    from types import SimpleNamespace
+
+    from samqa_framework.utils.trust import trusted
+
+    monkeypatch.setattr(api, "_module", lambda name: SimpleNamespace(**{name: lambda cfg: trusted()}))
+    assert api.run(task, [f"hydra.run.dir={project}/a"]) is False
+    assert api.run(task, [f"hydra.run.dir={project}/b", "trust_checkpoint=true"]) is True
+    assert not trusted()  # only inside the task
+
+
 def test_compose_inside_a_running_app_keeps_the_apps_hydra_config(tmp_path: Path) -> None:
     """The study composes its train configs inside its own app: the nested config resolves ${hydra:...} against
     its own composition (the model it chose), and the app's HydraConfig is left as it was."""

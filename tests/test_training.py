@@ -12,6 +12,9 @@ from omegaconf import OmegaConf
 
 from samqa_framework.models.sam.checkpoints import load_checkpoint, read_export_meta
 from samqa_framework.training import objective, train
+from samqa_framework.utils.errors import TRUST_KEY, UntrustedFileError
+from samqa_framework.utils.safe_torch import check_torch_file
+from tests.utils.helpers_untrusted import write_malicious_checkpoint
 
 TINY = ["data.size=tiny", "model.image_size=64", "logger=csv", "callbacks=none"]
 
@@ -82,6 +85,9 @@ def test_finetune_end_to_end_exports_a_loadable_sam(compose_cfg, tmp_path: Path,
     assert rows[0].startswith("step,epoch,minutes,train_minutes,final,val/iou") and rows[-1].split(",")[4] == "True"
     assert (Path(cfg.paths.output_dir) / "overlays" / "val_overlay_0.png").is_file()
     assert objective(cfg, out) == out["metrics"]["val/iou"]  # what samqa-train returns to a sweeper
+    ckpt = next(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # Lightning's own checkpoint of this run
+    assert check_torch_file(ckpt) is True  # plain weights: resumed weights only, nothing to allow-list
+    load_checkpoint(instantiate(cfg.model), ckpt)  # and the SAM loader reads it the same way
 
 
 def test_objective_is_the_stages_first_summary_metric_or_nan(compose_cfg) -> None:
@@ -89,6 +95,16 @@ def test_objective_is_the_stages_first_summary_metric_or_nan(compose_cfg) -> Non
     assert cfg.stage.summary_metrics[0] == "val/mse"
     assert objective(cfg, {"metrics": {"val/mse": 0.25, "val/other": 9.0}}) == 0.25
     assert math.isnan(objective(cfg, {"metrics": {}}))  # e.g. fast_dev_run: no validation metric
+
+
+def test_resume_from_a_checkpoint_that_runs_code_is_refused(compose_cfg, tiny_rats: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    evil = write_malicious_checkpoint(tmp_path / "last.ckpt", marker, key="hyper_parameters",
+                                      payload={"state_dict": {}, "epoch": 0, "global_step": 0})
+    cfg = compose_cfg("train", [*TINY, f"dataset_dir={tiny_rats}", f"ckpt_path={evil}"])
+    with pytest.raises(UntrustedFileError, match=rf"last\.ckpt: .*builtins\.exec.*{TRUST_KEY}=true"):
+        train(cfg)
+    assert not marker.exists()
 
 
 @pytest.mark.slow

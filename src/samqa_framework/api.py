@@ -25,7 +25,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from samqa_framework.utils.errors import TRUST_KEY
 from samqa_framework.utils.hydra import compose
+from samqa_framework.utils.trust import trusting
 
 __all__ = ["TASKS", "annotate", "compose", "demo", "evaluate", "generate", "objective", "run", "run_app", "study",
            "train"]
@@ -50,8 +52,13 @@ def _config(task: str, cfg: Config) -> DictConfig:
 
 def run(task: str, cfg: Config = None) -> Any:
     """Run ``task`` (``generate``, ``evaluate``, ``train``, ``annotate``, ``study``, ``demo``) on a composed config
-    or on overrides of its primary config; returns the task's result. Bad input raises (``SamqaError``...)."""
-    return getattr(_module(task), task)(_config(task, cfg))
+    or on overrides of its primary config; returns the task's result. Bad input raises (``SamqaError``...).
+
+    The whole task loads checkpoints as ``trust_checkpoint`` says (``utils.trust``; off where a config lacks it)."""
+    module = _module(task)
+    config = _config(task, cfg)
+    with trusting(bool(config.get(TRUST_KEY, False))):
+        return getattr(module, task)(config)
 
 
 def objective(task: str, cfg: DictConfig, result: Any) -> float | list[float] | None:

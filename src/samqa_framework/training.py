@@ -23,6 +23,7 @@ from samqa_framework.utils.ddp import check_single_node, lightning_would_relaunc
 from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_summary
 from samqa_framework.utils.objective import finite_or_nan
+from samqa_framework.utils.safe_torch import check_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,12 @@ def fit_and_export(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.stage.get("callbacks"))
     with job_loggers(cfg) as loggers:
         trainer: Trainer = instantiate_node(cfg, "trainer", callbacks=callbacks, logger=loggers or False)
+        ckpt_path = cfg.get("ckpt_path")
+        # Lightning's own load: weights only (explicit: torch's default can be switched off by an environment
+        # variable), unless the user trusts a file that needs more; such a file is refused here, by name
+        weights_only = check_torch_file(ckpt_path) if ckpt_path else True
         with config_node(cfg, "stage.module"):  # what the module checks against the data when fit starts
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
         names = summary_metrics(cfg)
         metrics = _metrics(trainer, names)
         if cfg.get("final_validate", True) and not trainer.fast_dev_run:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
+from samqa_framework import api
 from samqa_framework.annotate.runner import AnnotationResult
 from samqa_framework.annotate.task import objective, objective_keys
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.data.sequence import DatasetManifest
+from samqa_framework.utils.errors import ConfigError, DataFormatError
 
 
 def _result(quality: dict | None) -> AnnotationResult:
@@ -38,3 +41,26 @@ def test_several_figures_give_a_list_for_a_multi_objective_sweep() -> None:
 def test_an_unknown_figure_is_refused_by_name(compose_cfg, value) -> None:
     with pytest.raises(ConfigError, match=r"config key 'objective'.*mean_box_iou"):
         objective_keys(OmegaConf.create({"objective": value}))
+
+
+def _annotate_cfg(compose_cfg, data: Path, out: Path, *overrides: str):
+    return compose_cfg("annotate", [f"dataset_dir={data}", "data.size=tiny", "annotator=manual", "logger=csv",
+                                    f"out_dir={out}", "max_frames=2", *overrides])
+
+
+def test_a_sequence_that_is_a_path_is_refused_by_key(compose_cfg, tiny_rats: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config key 'sequences': sequence name '\.\./\.\./x'"):
+        api.annotate(_annotate_cfg(compose_cfg, tiny_rats, tmp_path / "run" / "labels", "sequences=[../../x]"))
+
+
+def test_a_sequence_named_by_its_data_as_a_path_writes_nothing(compose_cfg, tiny_rats: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_rats, data)
+    train = DatasetManifest.read(data).train[0]
+    ini = data / train / "seqinfo.ini"
+    ini.write_text(ini.read_text().replace(f"name={train}", "name=../../escaped"))
+    out = tmp_path / "run" / "labels"
+    with pytest.raises(DataFormatError, match=r"sequence name '\.\./\.\./escaped'") as err:
+        api.annotate(_annotate_cfg(compose_cfg, data, out))
+    assert err.value.path == str(ini) and err.value.line == 2
+    assert not (out.parent.parent / "escaped").exists() and not out.exists()

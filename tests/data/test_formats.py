@@ -237,6 +237,29 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
         DatasetManifest.read(tmp_path / "nowhere")
 
 
+def test_a_sequence_name_that_is_a_path_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    ini = tmp_path / "s1" / "seqinfo.ini"
+    ini.parent.mkdir()
+    ini.write_text("[Sequence]\nname=../../x\nframeRate=30\nseqLength=4\nimWidth=96\nimHeight=64\n")
+    with pytest.raises(DataFormatError, match=r"sequence name '\.\./\.\./x' must not hold '/'") as err:
+        Sequence(ini.parent)  # its labels would be written to <out_dir>/../../x
+    assert (err.value.path, err.value.line) == (str(ini), 2)
+    bare = tmp_path / "bare" / ".."  # a folder without seqinfo.ini is named after itself
+    bare.parent.mkdir()
+    with pytest.raises(DataFormatError, match=r"sequence folder name '\.\.'"):
+        Sequence(bare)
+
+
+def test_manifest_sequence_names_that_are_paths_are_refused(tmp_path: Path) -> None:
+    DatasetManifest("d", "mouse", 3, ["a-train"], ["a-eval", "../../b"]).write(tmp_path)
+    with pytest.raises(DataFormatError, match=r"eval: sequence name '\.\./\.\./b' must not hold '/'") as err:
+        DatasetManifest.read(tmp_path)
+    assert err.value.path == str(tmp_path / "dataset.yaml") and err.value.line == 8
+    (tmp_path / "dataset.yaml").write_text("name: d\nspecies: m\nnum_animals: 1\ntrain: x\n")
+    with pytest.raises(DataFormatError, match="train: expected a list"):
+        DatasetManifest.read(tmp_path)
+
+
 # -- atomic writes ---------------------------------------------------------------------------------------------
 
 

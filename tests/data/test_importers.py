@@ -247,6 +247,15 @@ def test_mot_importer_single_sequence(tmp_path: Path) -> None:
     assert read_mot(tmp_path / "out" / "clipX" / "gt" / "gt.txt").box.tolist() == [[2, 2, 5, 5]]
 
 
+@pytest.mark.parametrize("name", ["../x", "a/b", ".."])
+def test_a_data_set_name_that_is_a_path_is_refused(tmp_path: Path, name: str) -> None:
+    for importer, kwargs in ((MotChallengeImporter, {"source": str(tmp_path)}),
+                             (SleapImporter, {"slp": str(tmp_path / "x.slp")})):
+        with pytest.raises(ConfigError, match="data set name") as err:
+            importer(name=name, **kwargs)
+        assert err.value.key == "name"  # under the config: data.name
+
+
 def test_mot_importer_rejects_gt_beyond_frames(tmp_path: Path) -> None:
     src = tmp_path / "bad"
     _make_mot_seq(src, 3, [(1, 1, 2, 2, 5, 5, 1, 1, 1), (2, 1, 2, 2, 5, 5, 1, 1, 1), (9, 1, 2, 2, 5, 5, 1, 1, 1)])

@@ -18,7 +18,7 @@ from samqa_framework.evaluate.trackeval_runner import (
     evaluate_dirs,
     evaluate_tables,
 )
-from samqa_framework.utils.errors import DataFormatError
+from samqa_framework.utils.errors import ConfigError, DataFormatError
 
 MM_DATA = Path(motmetrics.__file__).parent / "data"
 TUD = {"TUD-Campus": 71, "TUD-Stadtmitte": 179}  # seqLength (= last frame in gt and test files)
@@ -165,6 +165,16 @@ def test_pred_without_gt_sequence_is_an_error(tmp_path: Path):
     with pytest.raises(DataFormatError, match="unknown sequence") as err:
         evaluate_dirs(tmp_path / "gt", tmp_path / "pred")
     assert err.value.path == str(tmp_path / "pred" / "typo.txt")
+
+
+def test_sequence_names_that_are_paths_are_refused(tmp_path: Path):
+    _write(tmp_path / "outside" / "gt" / "gt.txt", ["1,1,10,10,20,40,1,1,1"])  # what ../outside would read
+    _write(tmp_path / "gt" / "a" / "gt" / "gt.txt", ["1,1,10,10,20,40,1,1,1"])
+    _write(tmp_path / "pred" / "a.txt", ["1,1,10,10,20,40"])
+    for name in ("../outside", "/abs", ".."):
+        with pytest.raises(ConfigError, match=r"config key 'sequences': sequence name") as err:
+            evaluate_dirs(tmp_path / "gt", tmp_path / "pred", sequences=["a", name])
+        assert err.value.key == "sequences"
 
 
 def test_wrong_column_count_names_file_and_line(tmp_path: Path):

@@ -35,16 +35,6 @@ def detector(**overrides: object) -> YoloDetector:
     return instantiate(cfg, _convert_="all")
 
 
-@pytest.fixture(scope="module")
-def yolo_set(tiny_rats: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    manifest = DatasetManifest.read(tiny_rats)
-    train, val = manifest.sequences(tiny_rats, "train"), manifest.sequences(tiny_rats, "eval")[:1]
-    out = tmp_path_factory.mktemp("yolo")
-    export_yolo([(s.name, s.frames(), s.gt()) for s in train], out, "train")
-    export_yolo([(s.name, s.frames(), s.gt()) for s in val], out, "val", every=2)
-    return write_data_yaml(out, {"train": "train", "val": "val"}, ["animal"])
-
-
 def refuse_network(mp: pytest.MonkeyPatch, calls: list[str]) -> None:
     """Every way to the network (and W&B) fails and is recorded in ``calls``."""
 

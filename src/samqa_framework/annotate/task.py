@@ -19,6 +19,7 @@ from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_summary, log_table
+from samqa_framework.utils.names import check_name
 from samqa_framework.utils.objective import mean_over
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
         raise ConfigError("split", f"must be train or eval, got {cfg.split!r}")
     sequences = manifest.sequences(dataset_dir, cfg.split)
     if cfg.get("sequences"):
-        wanted = list(cfg.sequences)
+        wanted = [check_name(s, "sequence name", key="sequences") for s in cfg.sequences]
         unknown = sorted(set(wanted) - {s.name for s in sequences})
         if unknown:
             raise ConfigError("sequences", f"{unknown} not in the {cfg.split} split of {dataset_dir} "

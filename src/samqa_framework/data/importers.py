@@ -24,6 +24,7 @@ from samqa_framework.data.sequence import VIDEO_NAMES, DatasetManifest, SeqInfo,
 from samqa_framework.data.video import VideoReader, VideoWriter
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.io import atomic_dir
+from samqa_framework.utils.names import check_name
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class SleapImporter:
                  video_index: int = 0) -> None:
         self.slp = Path(slp).expanduser()
         self.video = video
-        self.name = name
+        self.name = check_name(name, "data set name", key="name")  # its sequences' folder names start with it
         self.species = species
         # Hydra hands over DictConfig/ListConfig: copy into plain types. None = first half / second half.
         self.splits = None if splits is None else {str(k): [int(x) for x in v] for k, v in splits.items()}
@@ -242,7 +243,7 @@ class MotChallengeImporter:
                  num_animals: int | None = None, train: Iterable[str] = (),
                  eval: Iterable[str] | None = None) -> None:
         self.source = Path(source).expanduser()
-        self.name = name
+        self.name = None if name is None else check_name(name, "data set name", key="name")
         self.species = species
         self.num_animals = None if num_animals is None else int(num_animals)
         self.train = [str(s) for s in train]

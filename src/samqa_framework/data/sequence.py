@@ -9,6 +9,9 @@
 <seq>/build.json       synthetic sequences only: the builder's record, ``config_hash`` + the config rendered
 <dataset>/dataset.yaml name, species, num_animals, train: [seq], eval: [seq]
 ```
+
+Sequence names (``seqinfo.ini``'s ``name``, the manifest's lists) become folder and file names of every later
+stage: a name that is a path (``../x``) is refused where it is read (``utils.names``), naming the file and line.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from samqa_framework.data.mot import MotTable, read_mot
 from samqa_framework.data.video import FrameSource, ImageFolderReader, VideoReader
 from samqa_framework.utils.errors import DataFormatError
 from samqa_framework.utils.io import atomic_write_json, atomic_write_text
+from samqa_framework.utils.names import check_name
 
 VIDEO_NAMES = ("video.mp4", "video.avi", "video.mov", "video.mkv")
 BUILD_RECORD = "build.json"
@@ -65,12 +69,14 @@ class SeqInfo:
         try:
             parser.read(path, encoding="utf-8")
             sec = parser["Sequence"]
-            return cls(name=sec.get("name", path.parent.name), frame_rate=float(sec.get("frameRate", 30)),
+            info = cls(name=sec.get("name", path.parent.name), frame_rate=float(sec.get("frameRate", 30)),
                        seq_length=int(sec["seqLength"]), width=int(sec["imWidth"]), height=int(sec["imHeight"]),
                        im_dir=sec.get("imDir", "img1"), im_ext=sec.get("imExt", ".jpg"),
                        video=sec.get("video"), video_start=int(sec.get("videoStart", 0)))
         except (configparser.Error, KeyError, ValueError) as exc:
             raise DataFormatError(path, f"bad seqinfo.ini ({exc.__class__.__name__}: {exc})") from None
+        check_name(info.name, "sequence name", path=path, line=_key_line(path, "name"))
+        return info
 
     def write(self, path: str | os.PathLike[str]) -> None:
         lines = ["[Sequence]", f"name={self.name}", f"imDir={self.im_dir}", f"frameRate={self.frame_rate:g}",
@@ -79,6 +85,15 @@ class SeqInfo:
         if self.video:
             lines += [f"video={self.video}", f"videoStart={self.video_start}"]
         atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _key_line(path: Path, key: str) -> int | None:
+    """The line of ``key = ...`` in an ini file (configparser does not keep it), for error messages."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((n for n, line in enumerate(lines, 1) if line.split("=", 1)[0].strip().lower() == key), None)
 
 
 class Sequence:
@@ -92,6 +107,7 @@ class Sequence:
         if ini.is_file():
             self.info = SeqInfo.read(ini)
         else:  # a bare MOTChallenge folder: derive the info from its frames
+            check_name(self.root.name, "sequence folder name", path=self.root)
             src = self._open_frames(None)
             self.info = SeqInfo(name=self.root.name, frame_rate=src.fps, seq_length=len(src), width=src.width,
                                 height=src.height, video=src.path.name if isinstance(src, VideoReader) else None)
@@ -164,9 +180,27 @@ class DatasetManifest:
         if not path.is_file():
             raise DataFormatError(path, "data set manifest not found (build the data set with samqa-generate)")
         try:
-            return cls(**yaml.safe_load(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+            manifest = cls(**yaml.safe_load(text))
+            lines = _list_lines(text)
         except (TypeError, yaml.YAMLError) as exc:
             raise DataFormatError(path, f"bad manifest ({exc})") from None
+        for split in ("train", "eval"):
+            names = getattr(manifest, split)
+            if not isinstance(names, list):
+                raise DataFormatError(path, f"{split}: expected a list of sequence names, got {names!r}")
+            for i, name in enumerate(names):
+                check_name(name, f"{split}: sequence name", path=path, line=lines.get((split, i)))
+        return manifest
 
     def sequences(self, root: str | os.PathLike[str], split: str) -> list[Sequence]:
         return [Sequence(Path(root) / s) for s in getattr(self, split)]
+
+
+def _list_lines(text: str) -> dict[tuple[str, int], int]:
+    """(key, index) -> line of each item of the top-level lists of a yaml text, for error messages."""
+    root = yaml.compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    return {(key.value, i): item.start_mark.line + 1 for key, value in root.value
+            if isinstance(value, yaml.SequenceNode) for i, item in enumerate(value.value)}

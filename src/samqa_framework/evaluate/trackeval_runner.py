@@ -22,6 +22,7 @@ from samqa_framework.data.mot import MotTable, read_mot
 from samqa_framework.data.sequence import SeqInfo
 from samqa_framework.evaluate.trackeval_dataset import CLASS_NAME, MotTablesDataset
 from samqa_framework.utils.errors import DataFormatError, SamqaError
+from samqa_framework.utils.names import check_name
 
 COMBINED = "COMBINED"
 
@@ -127,7 +128,8 @@ def load_dirs(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
               ) -> tuple[dict[str, MotTable], dict[str, MotTable], dict[str, int]]:
     """Read ``gt_dir/<seq>/gt/gt.txt`` and ``pred_dir/<seq>.txt`` for every sequence.
 
-    Sequences are ``sequences`` if given, else every folder of ``gt_dir`` holding ``gt/gt.txt``. A
+    Sequences are ``sequences`` if given (names, never paths: a ``ConfigError`` naming ``sequences``), else every
+    folder of ``gt_dir`` holding ``gt/gt.txt``. A
     sequence's number of timesteps is ``seqLength`` of ``gt_dir/<seq>/seqinfo.ini`` if that file exists
     (rows beyond it are errors), else the last frame in its gt or pred file.
     """
@@ -140,6 +142,10 @@ def load_dirs(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
         sequences = sorted(p.name for p in gt_root.iterdir() if (p / "gt" / "gt.txt").is_file())
         if not sequences:
             raise DataFormatError(gt_root, "no sequences: expected <seq>/gt/gt.txt folders")
+        for seq in sequences:
+            check_name(seq, "sequence folder name", path=gt_root / seq)
+    else:  # joined to both folders below: a path would read outside them
+        sequences = [check_name(seq, "sequence name", key="sequences") for seq in sequences]
     pred_files = sorted(p for p in pred_root.glob("*.txt") if p.is_file())
     for path in pred_files:
         if not (gt_root / path.stem / "gt" / "gt.txt").is_file():

@@ -1,10 +1,11 @@
 """The YOLOv8 detector stage: train on an exported label set, then detect on every frame of a video.
 
 Fully offline: the model is an architecture yaml (random init) or a local ``.pt``; nothing is downloaded, and
-ultralytics' own loggers and checks that reach the network are shut off (``yolo_offline.py``). The trainer is run
-directly, not through ``YOLO.train``, which also asks PyPI for a newer ultralytics whenever it thinks it is online.
-Training writes ultralytics' run folder (``weights/best.pt``, ``last.pt``, ``results.csv``, ``args.yaml``) exactly
-at ``out_dir``.
+ultralytics' own loggers and checks that reach the network are shut off (``yolo_offline.py``). Both are read as data
+(``yolo_safe.py``): a ``.pt`` weights only, a yaml checked for known layers before ultralytics parses it. The trainer
+is run directly, not through ``YOLO.train``, which also asks PyPI for a newer ultralytics whenever it thinks it is
+online. Training writes ultralytics' run folder (``weights/best.pt``, ``last.pt``, ``results.csv``,
+``args.yaml``) exactly at ``out_dir``.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ class YoloDetector:
     @staticmethod
     def _check_model(model: str) -> str:
         suffix = Path(model).suffix.lower()
+        if "://" in model:  # ultralytics would fetch it
+            raise ConfigError("model", f"{model!r} is a URL; nothing is downloaded: give a local file")
         if suffix == ".pt":
             if not Path(model).is_file():
                 raise ConfigError("model", f"checkpoint {model} not found; nothing is downloaded: give the path of a "
@@ -146,6 +149,7 @@ class YoloDetector:
 
         from samqa_framework.track.yolo_console import ultralytics_console
         from samqa_framework.track.yolo_offline import OfflineDetectionTrainer
+        from samqa_framework.track.yolo_safe import safe_ultralytics
 
         args = {**self.train_args, "model": self.model, "data": str(data_yaml.resolve()), "task": "detect",
                 "mode": "train", "epochs": epochs, "imgsz": self.imgsz, "batch": self.batch, "device": self.device,
@@ -154,7 +158,7 @@ class YoloDetector:
         threads = torch.get_num_threads()  # ultralytics' select_device sets them process-wide on CPU
         start = time.perf_counter()
         try:
-            with ultralytics_console(self.verbose):
+            with ultralytics_console(self.verbose), safe_ultralytics(self.model):
                 trainer = OfflineDetectionTrainer(overrides=args)
                 # after select_device, which sets ultralytics' own count (cores - 1: half the CPU on 2 cores, and
                 # 1.7x slower per batch measured here); by default keep the job's own setting
@@ -173,15 +177,19 @@ class YoloDetector:
                            epochs=int(metrics.get("epoch", epochs)), wall_s=wall)
 
     def _check_architecture(self) -> None:
+        """An architecture yaml exists (ours or ultralytics') and names known layers only (``yolo_safe``)."""
         if Path(self.model).suffix.lower() == ".pt":
             return
         from ultralytics.nn.tasks import yaml_model_load
 
+        from samqa_framework.track.yolo_safe import check_architecture
+
         try:
-            yaml_model_load(self.model)
+            architecture = yaml_model_load(self.model)
         except FileNotFoundError:
             raise ConfigError("model", f"architecture {self.model!r} is neither a file nor one of ultralytics' "
                                        "model yamls (e.g. yolov8n.yaml, yolov8m.yaml)") from None
+        check_architecture(architecture, self.model)
 
     # -- detection ------------------------------------------------------------------------------------------------
 
@@ -202,8 +210,10 @@ class YoloDetector:
         from ultralytics import YOLO
 
         from samqa_framework.track.yolo_offline import OfflineDetectionPredictor
+        from samqa_framework.track.yolo_safe import safe_ultralytics
 
-        model = YOLO(str(weights), task="detect")
+        with safe_ultralytics(weights):  # the model is read here, once
+            model = YOLO(str(weights), task="detect")
         args = {"imgsz": imgsz, "conf": self.conf, "iou": self.iou, "max_det": self.max_det, "device": self.device,
                 "verbose": False, "save": False, "predictor": OfflineDetectionPredictor}
         threads = torch.get_num_threads()  # as in train: ultralytics' select_device sets them process-wide

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.utils.errors import ConfigError, SamqaError
 from samqa_framework.utils.hydra import job_config, located_error
+from samqa_framework.utils.trust import trusted, trusting
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ def run_ranks(fn: Callable[[DictConfig], Any], cfg: DictConfig, nprocs: int) -> 
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
     log.info("Starting %d DDP ranks in this job (port %d)", nprocs, port)
-    procs = mp.start_processes(_rank_main, args=(fn, plain, nprocs, port, log_files, results), nprocs=nprocs,
-                               join=False, start_method="spawn")
+    # a rank is a fresh process: it trusts checkpoints as this job does (trust_checkpoint, or the study's)
+    procs = mp.start_processes(_rank_main, args=(fn, plain, nprocs, port, log_files, results, trusted()),
+                               nprocs=nprocs, join=False, start_method="spawn")
     try:
         while not procs.join():
             pass
@@ -90,7 +92,7 @@ def _drain(queue) -> tuple | None:
 
 
 def _rank_main(local_rank: int, fn: Callable[[DictConfig], Any], plain: dict, nprocs: int, port: int,
-               log_files: list[str], results) -> None:
+               log_files: list[str], results, trust: bool = False) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(nprocs),
                        "NODE_RANK": "0", "LOCAL_RANK": str(local_rank), "RANK": str(local_rank)})
     # Lightning reads the rank once, at import (before these variables existed here); loggers and rank-zero
@@ -104,7 +106,8 @@ def _rank_main(local_rank: int, fn: Callable[[DictConfig], Any], plain: dict, np
                             handlers=[logging.StreamHandler(), *(logging.FileHandler(f) for f in log_files)])
     cfg = OmegaConf.create(plain)
     try:
-        out = fn(cfg)
+        with trusting(trust):
+            out = fn(cfg)
     except Exception as exc:
         cause = located_error(exc, cfg)
         if cause is not None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+# The config key that lets a loader run what a file needs to load it (a pickle's classes, a model yaml's expression,
+# a sidecar's classes): off by default; set for the whole task (``api.run``).
+TRUST_KEY = "trust_checkpoint"
+
 
 class SamqaError(Exception):
     """Base class: the CLI prints these as one clear line and exits non-zero (no traceback)."""
@@ -17,6 +21,19 @@ class DataFormatError(SamqaError, ValueError):
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")
+
+
+class UntrustedFileError(DataFormatError):
+    """A file that would run code when loaded (a pickle naming classes or functions beyond plain weights, a model
+    yaml with an expression, a sidecar naming classes): refused unless the user trusts it (``trust_checkpoint``).
+
+    ``what`` says what the file needs; the message adds the key that trusts it. A file's error, not a config key's:
+    it is reported as it is, wherever the loader sits in the config.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], what: str, line: int | None = None) -> None:
+        super().__init__(path, f"{what}; refused: loading it could run code. Only if you trust this file, set "
+                               f"{TRUST_KEY}=true to load it anyway", line)
 
 
 class ConfigError(SamqaError, ValueError):

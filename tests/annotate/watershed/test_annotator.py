@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from samqa_framework.annotate.watershed.postprocess import WatershedParams
 from samqa_framework.data.sequence import DatasetManifest, Sequence
 from samqa_framework.models.segmentation.checkpoint import export_segmentation
 from samqa_framework.models.segmentation.predictor import SegmentationPredictor
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, UntrustedFileError
 from tests.annotate.helpers import GtMaskPredictor
 from tests.annotate.test_runner import Crash, _records
 from tests.models.segmentation.test_segmentation_training import TINY_UNET
@@ -215,6 +216,20 @@ def test_checkpoint_errors_name_the_key_and_the_command(tiny_unet: Path, tmp_pat
         WatershedAnnotator.from_checkpoint(tiny_unet, "segformer")
     with pytest.raises(ConfigError, match=r"'postprocess\.refine'"):
         WatershedAnnotator(BlobPredictor({}), {"refine": "spectral"})
+
+
+def test_a_sidecar_naming_a_class_is_refused_before_anything_runs(tiny_unet: Path, tmp_path: Path) -> None:
+    """The sidecar's config is data: compared with conf/model/unet.yaml, never instantiated."""
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "seg_unet.pt"
+    shutil.copy(tiny_unet, path)
+    info = json.loads(Path(f"{tiny_unet}.json").read_text())
+    info["meta"]["model"]["aux_params"] = {"_target_": "builtins.open", "file": str(marker), "mode": "w"}
+    Path(f"{path}.json").write_text(json.dumps(info))
+    with pytest.raises(UntrustedFileError, match=r"seg_unet\.pt\.json: meta\.model\.aux_params.*trust_checkpoint"):
+        WatershedAnnotator.from_checkpoint(path, "unet")
+    assert not marker.exists()
+    assert isinstance(WatershedAnnotator.from_checkpoint(tiny_unet, "unet").predictor, SegmentationPredictor)
 
 
 @pytest.mark.parametrize(("option", "refine"), [("watershed_unet", "gmm"), ("watershed_deeplabv3", "gmm"),

@@ -67,7 +67,8 @@ def test_img1_layout(compose_cfg, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("override,key", [("data.size=huge", "data.size"),
                                           ("data.video_format=avi", "data.video_format"),
-                                          ("data.num_animals=0", "data.num_animals")])
+                                          ("data.num_animals=0", "data.num_animals"),
+                                          ("data.name=../../x", "data.name")])  # its sequences' folders
 def test_bad_config_names_key(compose_cfg, override: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         _builder(compose_cfg, override)

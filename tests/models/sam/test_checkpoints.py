@@ -18,7 +18,9 @@ from samqa_framework.models.sam.checkpoints import (
     sidecar_path,
 )
 from samqa_framework.models.sam.encoders import SamViTEncoder, TimmEncoder
-from samqa_framework.utils.errors import ConfigError, DataFormatError
+from samqa_framework.utils.errors import TRUST_KEY, ConfigError, DataFormatError, UntrustedFileError
+from samqa_framework.utils.trust import trusting
+from tests.utils.helpers_untrusted import write_malicious_checkpoint
 
 
 def _tiny(model_name: str = "tiny_vit_5m_224", size: int = 64, seed: int = 0):
@@ -252,3 +254,17 @@ def test_unknown_format_names_checkpoint_format(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_checkpoint(_tiny(), tmp_path / "x.pth", "onnx")
     assert err.value.key == "checkpoint_format"
+
+
+def test_a_lightning_checkpoint_that_runs_code_is_refused_unless_trusted(tmp_path: Path) -> None:
+    src = _tiny(seed=6)
+    marker = tmp_path / "MARKER"
+    evil = write_malicious_checkpoint(tmp_path / "evil.ckpt", marker, key="hyper_parameters",
+                                      payload={"state_dict": {f"student.{k}": v for k, v in src.state_dict().items()}})
+    with pytest.raises(UntrustedFileError, match=rf"evil\.ckpt: .*builtins\.exec.*{TRUST_KEY}=true"):
+        load_checkpoint(_tiny(seed=7), evil)  # the .ckpt is no longer unpickled in full after the safe load fails
+    assert not marker.exists()
+    dst = _tiny(seed=7)
+    with trusting(True):  # the user's explicit choice: then it loads as before, its code runs
+        load_checkpoint(dst, evil)
+    assert marker.exists() and all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())

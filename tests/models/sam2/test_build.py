@@ -8,8 +8,9 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from samqa_framework.models.sam2.build import available_configs, build_sam2_model, load_sam2_checkpoint
-from samqa_framework.utils.errors import ConfigError, DataFormatError
+from samqa_framework.utils.errors import TRUST_KEY, ConfigError, DataFormatError, UntrustedFileError
 from tests.models.helpers_checkpoints import SAM2_CONFIG, SAM2_TEST_SIZE
+from tests.utils.helpers_untrusted import write_malicious_checkpoint
 
 SIZE = SAM2_TEST_SIZE
 
@@ -88,3 +89,21 @@ def test_bad_config_and_image_size() -> None:
         with pytest.raises(ConfigError, match="multiple of 32") as err:
             build_sam2_model(SAM2_CONFIG, None, image_size=size, allow_random=True)
         assert err.value.key == "image_size"
+
+
+def test_a_checkpoint_that_runs_code_is_refused(sam2_checkpoint: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    evil = write_malicious_checkpoint(tmp_path / "sam2_evil.pt", marker,
+                                      payload=torch.load(sam2_checkpoint, weights_only=True))
+    with pytest.raises(UntrustedFileError, match=rf"sam2_evil\.pt: .*{TRUST_KEY}=true"):
+        build_sam2_model(SAM2_CONFIG, evil, image_size=SIZE)
+    assert not marker.exists()
+
+
+def test_a_config_outside_the_sam2_package_is_refused(tmp_path: Path) -> None:
+    """Hydra would follow ../ out of the package and instantiate whatever _target_ the file names."""
+    (tmp_path / "evil.yaml").write_text("# @package _global_\nmodel:\n  _target_: pathlib.Path.touch\n")
+    escape = "../" * 30 + str(tmp_path / "evil").lstrip("/")  # from sam2's package folder up to / and down again
+    with pytest.raises(ConfigError, match=r"is not a model config of the sam2 package") as err:
+        build_sam2_model(escape, None, image_size=SIZE, allow_random=True)
+    assert err.value.key == "config"

@@ -19,16 +19,14 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
-import yaml
 
 from samqa_framework.annotate.association import mask_iou_matrix, match
 from samqa_framework.annotate.base import Annotator, FrameLabels, Instance, instance_from_mask
 from samqa_framework.annotate.watershed.postprocess import WatershedParams, split_instances
 from samqa_framework.data.sequence import Sequence
-from samqa_framework.models.segmentation.checkpoint import export_info
+from samqa_framework.models.segmentation.checkpoint import export_info, own_model_config
 from samqa_framework.models.segmentation.predictor import SegmentationPredictor
 from samqa_framework.utils.errors import ConfigError
-from samqa_framework.utils.hydra import CONFIG_DIR
 
 
 class HeatmapPredictor(Protocol):
@@ -91,14 +89,16 @@ class WatershedAnnotator(Annotator):
         """Load the segmentation net exported by ``samqa-train stage=segmentation model=<net>`` from ``checkpoint``.
 
         ``net``: the model config the export must hold (``conf/model/<net>.yaml``), so that a run named
-        ``watershed_unet`` cannot label with a DeepLabv3 by mistake.
+        ``watershed_unet`` cannot label with a DeepLabv3 by mistake; the net is built from it, with the values the
+        export's sidecar records (``SegmentationPredictor.load``).
         """
         hint = (f"the weights exported by `samqa-train stage=segmentation model={net} data=<data set>` "
                 f"(its last line: model: .../seg_{net}.pt)")
         if checkpoint is None or str(checkpoint).strip() == "":
             raise ConfigError("checkpoint", f"not set: {hint}")
-        _check_net(checkpoint, net, hint)
-        predictor = SegmentationPredictor.load(checkpoint, device=device)
+        model = own_model_config(net)
+        _check_net(checkpoint, net, model, hint)
+        predictor = SegmentationPredictor.load(checkpoint, model=model, device=device)
         return cls(predictor, postprocess, num_animals, min_iou, memory, name or f"watershed_{net}")
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:
@@ -150,17 +150,13 @@ class WatershedAnnotator(Annotator):
         return ids
 
 
-def _check_net(checkpoint: str | os.PathLike[str], net: str, hint: str) -> None:
+def _check_net(checkpoint: str | os.PathLike[str], net: str, model: Mapping[str, Any], hint: str) -> None:
     """The export's recorded model (sidecar) must be ``conf/model/<net>.yaml``'s net (same ``_target_``)."""
-    expected_file = CONFIG_DIR / "model" / f"{net}.yaml"
-    if not expected_file.is_file():
-        known = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
-        raise ConfigError("net", f"no model config {net!r} (known: {', '.join(known)})")
     if not os.path.isfile(checkpoint):
         return  # SegmentationPredictor.load names the missing file
     recorded = ((export_info(checkpoint).get("meta") or {}).get("model") or {}).get("_target_")
-    expected = (yaml.safe_load(expected_file.read_text()) or {}).get("_target_")
-    if recorded and expected and recorded != expected:
+    expected = model.get("_target_")
+    if isinstance(recorded, str) and expected and recorded != expected:
         raise ConfigError("checkpoint", f"{checkpoint} holds a {recorded.rsplit('.', 1)[-1]}, not the {net} "
                                         f"({expected.rsplit('.', 1)[-1]}) this annotator is for: pass {hint}, or "
                                         "pick the annotator of that net")

@@ -28,6 +28,7 @@ from samqa_framework.data.video import VideoWriter
 from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.io import atomic_dir
+from samqa_framework.utils.names import check_name
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class SyntheticDatasetBuilder:
             raise ConfigError("video_format", f"must be 'mp4' or 'img1', got {video_format!r}")
         if num_animals < 1:
             raise ConfigError("num_animals", f"must be at least 1, got {num_animals}")
-        self.name, self.species, self.num_animals, self.seed = name, species, int(num_animals), int(seed)
+        self.name = check_name(name, "data set name", key="name")  # its sequences' folder names start with it
+        self.species, self.num_animals, self.seed = species, int(num_animals), int(seed)
         self.size = dict(sizes[size])
         for key in ("width", "height", "fps", "train_frames", "eval_frames"):
             if key not in self.size:

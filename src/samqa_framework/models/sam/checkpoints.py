@@ -14,8 +14,10 @@ Formats (``fmt``):
 - ``auto``: picked from the keys (``image_encoder.trunk.*`` -> samqa, ``image_encoder.layers.*`` -> mobile_sam,
   otherwise sam).
 
-A Lightning checkpoint (``{"state_dict": {"student.image_encoder...": ...}}``) or a ``{"model": {...}}`` wrapper
-is unwrapped first; a ``student.``/``model.``/``sam.`` (or any single) prefix in front of the SAM parts is removed.
+Files are read weights only (``utils.safe_torch``): one that needs more than tensors and containers is refused unless
+``trust_checkpoint=true``. A Lightning checkpoint (``{"state_dict": {"student.image_encoder...": ...}}``) or a
+``{"model": {...}}`` wrapper is unwrapped first; a ``student.``/``model.``/``sam.`` (or any single) prefix in front of
+the SAM parts is removed.
 
 When the model's input size differs from the checkpoint's (released SAMs are 1024 px), the ViT's absolute
 ``pos_embed`` grid is resized bicubically and the relative-position tables ``rel_pos_h``/``rel_pos_w`` of the
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +42,7 @@ from segment_anything.modeling import Sam
 from samqa_framework.models.state_dict import SHOW, mismatch
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.io import atomic_open, atomic_write_text
+from samqa_framework.utils.safe_torch import load_torch_file
 
 FORMATS = ("auto", "sam", "mobile_sam", "samqa")
 SAM_PARTS = ("image_encoder", "prompt_encoder", "mask_decoder")
@@ -84,22 +86,6 @@ def read_export_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return meta
 
 
-def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # Lightning checkpoints also pickle their hyper-parameters (e.g. OmegaConf objects), which the safe
-        # loader refuses. Only for those, and only for our own .ckpt files, fall back to a full unpickle.
-        if path.suffix != ".ckpt":
-            raise DataFormatError(path, f"cannot read as a PyTorch weights file: {exc}") from exc
-    except Exception as exc:
-        raise DataFormatError(path, f"cannot read as a PyTorch checkpoint: {type(exc).__name__}: {exc}") from exc
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise DataFormatError(path, f"cannot read as a PyTorch checkpoint: {type(exc).__name__}: {exc}") from exc
-
-
 def _strip_prefix(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Remove a ``student.``/``model.``... prefix in front of the SAM parts (flat dicts are left untouched)."""
     prefixes: dict[str, int] = {}
@@ -123,7 +109,7 @@ def read_state_dict(checkpoint: str | os.PathLike[str]) -> dict[str, torch.Tenso
     path = Path(checkpoint)
     if not path.is_file():
         raise ConfigError("checkpoint", f"checkpoint file not found: {path}")
-    obj = _torch_load(path)
+    obj = load_torch_file(path)  # weights only: a file that needs more is refused (trust_checkpoint)
     if isinstance(obj, Mapping):
         for wrapper in ("state_dict", "model"):
             if isinstance(obj.get(wrapper), Mapping):

@@ -28,6 +28,7 @@ from sam2.modeling.sam2_base import SAM2Base
 from samqa_framework.models.sam2.hydra_scope import sam2_hydra
 from samqa_framework.models.state_dict import mismatch
 from samqa_framework.utils.errors import ConfigError, DataFormatError
+from samqa_framework.utils.safe_torch import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,7 @@ def read_sam2_state_dict(checkpoint: str | os.PathLike[str]) -> dict[str, torch.
     path = Path(checkpoint)
     if not path.is_file():
         raise ConfigError("checkpoint", f"checkpoint file not found: {path}")
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataFormatError(path, f"cannot read as a PyTorch checkpoint: {type(exc).__name__}: {exc}") from exc
+    obj: Any = load_torch_file(path)  # weights only: a file that needs more is refused (trust_checkpoint)
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
         obj = obj["model"]
     if not isinstance(obj, Mapping) or not obj or not all(
@@ -116,6 +114,11 @@ def build_sam2_model(config: str = DEFAULT_CONFIG, checkpoint: str | os.PathLike
                                             f"the file of config={config}, e.g. sam2.1_hiera_tiny.pt")
     elif not Path(checkpoint).is_file():
         raise ConfigError("checkpoint", f"checkpoint file not found: {checkpoint}")
+    # only sam2's own configs: Hydra would follow a name like ../../x.yaml out of the package and instantiate the
+    # _target_s of whatever file it finds there
+    if config not in available_configs():
+        raise ConfigError("config", f"{config!r} is not a model config of the sam2 package; choose one of "
+                                    f"{available_configs()}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < SIZE_MULTIPLE \
             or image_size % SIZE_MULTIPLE:
         raise ConfigError("image_size", f"must be a positive multiple of {SIZE_MULTIPLE}, got {image_size!r}")
@@ -125,7 +128,7 @@ def build_sam2_model(config: str = DEFAULT_CONFIG, checkpoint: str | os.PathLike
             # checkpoint loaded below by us (sam2's own loader logs the keys and raises a bare RuntimeError)
             model = builder(config, ckpt_path=None, device="cpu", mode="eval",
                             hydra_overrides_extra=[f"++model.image_size={image_size}"])
-    except MissingConfigException as exc:
+    except MissingConfigException as exc:  # listed, but not readable (a broken install)
         raise ConfigError("config", f"no SAM 2 config {config!r} in the sam2 package; choose one of "
                                     f"{available_configs()}") from exc
     if checkpoint is not None:

@@ -2,24 +2,30 @@
 
 The sidecar (same layout as the SAM exports', ``models.sam.checkpoints.write_export`` / ``read_export_meta``) holds
 ``format: samqa-segmentation``, ``image_size`` [h, w] and the training run's ``meta``, among which ``model``: the
-Hydra config the net was built from, so :meth:`SegmentationPredictor.load` can rebuild it from the file alone.
+Hydra config the net was built from. The sidecar is data: the net is built from one of our own model configs
+(``conf/model/*.yaml``) with the values the sidecar records (:func:`net_config`), never from classes it names.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
-from samqa_framework.models.sam.checkpoints import read_export_meta, write_export
+from samqa_framework.models.sam.checkpoints import read_export_meta, sidecar_path, write_export
 from samqa_framework.models.state_dict import mismatch
-from samqa_framework.utils.errors import ConfigError, DataFormatError
+from samqa_framework.utils.errors import ConfigError, DataFormatError, UntrustedFileError
+from samqa_framework.utils.hydra import CONFIG_DIR
+from samqa_framework.utils.safe_torch import load_torch_file
+from samqa_framework.utils.trust import trusted, warn_trusted
 
 FORMAT = "samqa-segmentation"
+MODEL_CONFIGS = CONFIG_DIR / "model"  # the nets a sidecar may name: ours only
 
 
 
@@ -53,10 +59,7 @@ def load_segmentation_state(net: nn.Module, checkpoint: str | os.PathLike[str] |
     A Lightning checkpoint of the segmentation stage (``{"state_dict": {"net.…": …}}``) is accepted too.
     """
     path = checkpoint_file(checkpoint)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise DataFormatError(path, f"not a readable torch state dict ({exc.__class__.__name__}: {exc})") from None
+    state = load_torch_file(path, "state dict")  # weights only: a file that needs more is refused (trust_checkpoint)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # Lightning checkpoint
         state = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -68,3 +71,84 @@ def load_segmentation_state(net: nn.Module, checkpoint: str | os.PathLike[str] |
                               "model config?)")
     net.load_state_dict(state)
     return net
+
+
+# ---------------------------------------------------------------------------------------------- the net's config
+
+
+def own_model_config(name: str) -> dict[str, Any]:
+    """``conf/model/<name>.yaml`` as plain values (a ``ConfigError`` naming ``net`` lists the known ones)."""
+    file = MODEL_CONFIGS / f"{name}.yaml"
+    if not file.is_file():
+        known = sorted(p.stem for p in MODEL_CONFIGS.glob("*.yaml"))
+        raise ConfigError("net", f"no model config {name!r} (known: {', '.join(known)})")
+    config = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    config.pop("defaults", None)  # Hydra's composition list, not an argument
+    return config
+
+
+def _own_config_of(target: object) -> dict[str, Any] | None:
+    for file in sorted(MODEL_CONFIGS.glob("*.yaml")):
+        config = own_model_config(file.stem)
+        if config.get("_target_") == target:
+            return config
+    return None
+
+
+def _plain(value: object) -> bool:
+    """A value Hydra passes on as it is: no config node, no interpolation."""
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, str):
+        return "${" not in value
+    return value is None or isinstance(value, bool | int | float)
+
+
+class _NotPlainData(Exception):
+    """What in a sidecar's model config is more than plain data (the message says where)."""
+
+
+def _with_recorded(ours: Mapping[str, Any], recorded: Mapping[str, Any], key: str) -> dict[str, Any]:
+    out = dict(ours)
+    for name, value in recorded.items():
+        where = f"{key}.{name}"
+        if str(name).startswith("_"):  # _target_, _args_, _partial_...: what gets called comes from our configs only
+            if ours.get(name) != value:
+                raise _NotPlainData(f"{where} is {value!r} where our model config has {ours.get(name)!r}: nets are "
+                                    "built from conf/model/ only")
+        elif isinstance(value, Mapping) and isinstance(ours.get(name), Mapping):
+            out[name] = _with_recorded(ours[name], value, where)
+        elif _plain(value):
+            out[name] = value
+        else:
+            raise _NotPlainData(f"{where} holds a config node or an interpolation, not a plain value")
+    return out
+
+
+def net_config(checkpoint: str | os.PathLike[str], model: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config to build the net of an export from: ``model`` (one of our model configs; default: the
+    ``conf/model/*.yaml`` whose ``_target_`` the sidecar records), with the plain values the sidecar records
+    (``meta.model``: e.g. the encoder or the DINOv2 folder it was trained with).
+
+    The sidecar is data: a class it names must be our config's own (``_target_`` and Hydra's other ``_`` keys), and
+    its values must be plain; anything else is an ``UntrustedFileError`` naming the sidecar and ``trust_checkpoint``.
+    Trusted, such a sidecar's config is used as it is (``model`` if given), with a warning.
+    """
+    path = Path(checkpoint)
+    side = sidecar_path(path)
+    recorded = (export_info(path).get("meta") or {}).get("model") or {}
+    if not isinstance(recorded, Mapping):
+        raise DataFormatError(side, f"meta.model must be a model config (a mapping), got {type(recorded).__name__}")
+    if model is None and "_target_" not in recorded:
+        raise ConfigError("checkpoint", f"{path} records no model config (_target_): pass the net's model config")
+    try:
+        ours = dict(model) if model is not None else _own_config_of(recorded["_target_"])
+        if ours is None:
+            raise _NotPlainData(f"meta.model._target_ {recorded['_target_']!r} is none of our model configs "
+                                "(conf/model/)")
+        return _with_recorded(ours, recorded, "meta.model")
+    except _NotPlainData as exc:
+        if not trusted():
+            raise UntrustedFileError(side, str(exc)) from None
+        warn_trusted(side, str(exc))
+        return dict(model) if model is not None else dict(recorded)

@@ -19,7 +19,12 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from samqa_framework.models.segmentation.checkpoint import checkpoint_file, export_info, load_segmentation_state
+from samqa_framework.models.segmentation.checkpoint import (
+    checkpoint_file,
+    export_info,
+    load_segmentation_state,
+    net_config,
+)
 from samqa_framework.models.segmentation.inputs import check_input_size, normalize
 from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.images import as_hw, resize_rgb
@@ -41,20 +46,20 @@ class SegmentationPredictor:
     def load(cls, checkpoint: str | os.PathLike[str] | None, model: Mapping[str, Any] | None = None,
              image_size: int | Sequence[int] | None = None,
              device: str | torch.device = "cpu") -> SegmentationPredictor:
-        """Build the net from ``model`` (a Hydra config with ``_target_``) and load the exported ``checkpoint``.
+        """Build the net and load the exported ``checkpoint``.
 
-        ``model`` and ``image_size`` default to those recorded in the export's sidecar ``<checkpoint>.json``
-        (``samqa-train stage=segmentation`` writes both). A missing file is a ``ConfigError`` naming ``checkpoint``.
+        The net is one of our model configs: ``model`` (a Hydra config with ``_target_``, e.g. ``conf/model/unet.yaml``)
+        or, by default, the one of the class the export's sidecar ``<checkpoint>.json`` records, with the values the
+        sidecar records (``models.segmentation.checkpoint.net_config``: the sidecar is data, never instantiated).
+        ``image_size`` defaults to the sidecar's (``samqa-train stage=segmentation`` writes both). A missing file is a
+        ``ConfigError`` naming ``checkpoint``.
         """
         path = checkpoint_file(checkpoint)
-        info = export_info(path)
-        model = model if model is not None else (info.get("meta") or {}).get("model")
-        if not model or "_target_" not in model:
-            raise ConfigError("checkpoint", f"{path} records no model config (_target_): pass the net's model config")
-        image_size = image_size if image_size is not None else info.get("image_size")
+        config = net_config(path, model)
+        image_size = image_size if image_size is not None else export_info(path).get("image_size")
         if image_size is None:
             raise ConfigError("checkpoint", f"{path} records no input size: pass the image_size the net was trained at")
-        net = instantiate(model, _convert_="all")
+        net = instantiate(config, _convert_="all")
         load_segmentation_state(net, path)
         return cls(net, image_size, device=device)
 
