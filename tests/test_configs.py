@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from pathlib import Path
 
@@ -70,6 +71,13 @@ def data_overrides(option: str, tmp_path: Path) -> list[str]:
                 writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
             writer.release()
         return [f"data.source={video}", "data.num_animals=2"]
+    if option == "labelled_video":
+        coco = tmp_path / "clip.json"
+        coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 24,
+                                                "frame_id": 0}], "categories": [{"id": 1, "name": "rat"}],
+                                    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 8, 6],
+                                                     "track_id": 1, "area": 48, "iscrowd": 0}]}))
+        return [*data_overrides("video", tmp_path)[:1], f"data.labels={coco}", "data.format=coco"]
     return []
 
 
@@ -121,7 +129,7 @@ def test_every_primary_config_resolves_with_every_data_set(compose_cfg, tmp_path
     assert "dataset_dir" not in resolved  # no app defines its own
     if primary == "train":
         assert resolved["stage"]["datamodule"]["root"] == resolved["paths"]["dataset_dir"]
-    if data == "video":
+    if data in ("video", "labelled_video"):
         assert cfg.data.name == "clip"
 
 

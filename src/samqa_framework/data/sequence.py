@@ -127,6 +127,13 @@ class Sequence:
                                      length=info.seq_length if info else None)
         raise DataFormatError(self.root, f"no frames: expected one of {', '.join(VIDEO_NAMES)} or an img1/ folder")
 
+    def frames_location(self) -> tuple[Path, int]:
+        """Where the frames are: the video file or frame folder (absolute) and the first frame used (0-based), what a
+        sequence made elsewhere links to instead of copying the frames."""
+        src = self._open_frames(self.info)
+        start = src.start if isinstance(src, VideoReader) else self.info.video_start if self.info.video else 0
+        return src.path.resolve(), int(start)
+
     def frames(self) -> FrameSource:
         """A lazy reader of this sequence's frames (checked against seqinfo's length)."""
         src = self._open_frames(self.info)

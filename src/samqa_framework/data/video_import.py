@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from samqa_framework.data.formats.labels import SequenceLabels
+from samqa_framework.data.formats.motchallenge import write_ground_truth
 from samqa_framework.data.importers import check_splits
 from samqa_framework.data.sequence import DatasetManifest, SeqInfo
 from samqa_framework.data.video import IMAGE_EXTS, FrameSource, ImageFolderReader, VideoReader
@@ -122,11 +124,15 @@ def claimed(out_dir: Path, record: Mapping[str, Any]) -> Iterator[bool]:
     atomic_write_json(path, {"record": record, "complete": True})
 
 
-def write_sequence(dest: Path, name: str, src: Source, start: int, stop: int) -> None:
-    """``dest`` = a sequence of frames ``[start, stop)`` of ``src``, linked in place (``seqinfo.ini`` only)."""
+def write_sequence(dest: Path, name: str, src: Source, start: int, stop: int,
+                   labels: SequenceLabels | None = None) -> None:
+    """``dest`` = a sequence of frames ``[start, stop)`` of ``src``, linked in place (``seqinfo.ini``), with
+    ``labels`` (numbered from the split's first frame) as its ground truth."""
     with atomic_dir(dest) as tmp:
         SeqInfo(name=name, frame_rate=src.frames.fps, seq_length=stop - start, width=src.frames.width,
                 height=src.frames.height, video=str(src.path.resolve()), video_start=start).write(tmp / "seqinfo.ini")
+        if labels is not None:
+            write_ground_truth(tmp, labels)
 
 
 def check_decodes(src: Source, ranges: Mapping[str, tuple[int, int]]) -> None:
@@ -200,7 +206,7 @@ class VideoImporter:
                 seq = self.sequence_name(sources, split, src)
                 if (out_dir / seq).resolve() == src.path.resolve():
                     raise ConfigError("source", f"the output folder {out_dir} is the source itself")
-                self.write(out_dir / seq, seq, src, split, start, stop)
+                write_sequence(out_dir / seq, seq, src, start, stop, self.ground_truth(src, seq, start, stop))
                 (train if split.startswith("train") else evaluate).append(seq)
                 log.info("%s: frames %d-%d of %s", seq, start + 1, stop, src.path)
         manifest = DatasetManifest(name=self.name, species=self.species, num_animals=self.count(), train=train,
@@ -208,9 +214,10 @@ class VideoImporter:
         manifest.write(out_dir)
         return manifest
 
-    def write(self, dest: Path, name: str, src: Source, split: str, start: int, stop: int) -> None:
-        """One sequence folder (a labelled import adds its ground truth)."""
-        write_sequence(dest, name, src, start, stop)
+    def ground_truth(self, src: Source, name: str, start: int, stop: int) -> SequenceLabels | None:
+        """The labels of sequence ``name`` (frames ``[start, stop)`` of ``src``): none, unless a label file was given
+        (``label_import.LabelImporter``)."""
+        return None
 
     def count(self) -> int:
         return int(self.num_animals or 0)
