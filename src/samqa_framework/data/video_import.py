@@ -149,10 +149,10 @@ def check_decodes(src: Source, ranges: Mapping[str, tuple[int, int]]) -> None:
 class VideoImporter:
     """Import ``source`` (a video, a folder of videos or a folder of frames) as an unlabelled data set.
 
-    ``splits``: frame ranges ``[start, stop)`` per split (``stop`` null: to the end), the same for every video; a
-    split whose name starts with ``train`` is for training (and labelling), the others evaluate. Sequences are named
-    ``<name>-<split>`` for one video, ``<video>-<split>`` for a folder of videos. ``num_animals`` is required: the
-    annotators check every frame against it and nothing else tells it.
+    ``splits``: frame ranges ``[start, stop)`` per split (``stop`` null: to the end; a null range: no such split), the
+    same for every video; a split whose name starts with ``train`` is for training (and labelling), the others
+    evaluate. Sequences are named ``<name>-<split>`` for one video, ``<video>-<split>`` for a folder of videos.
+    ``num_animals`` is required: the annotators check every frame against it and nothing else tells it.
     """
 
     def __init__(self, source: str, num_animals: int | None = None, name: str | None = None, species: str = "animal",
@@ -162,7 +162,8 @@ class VideoImporter:
             raise ConfigError("source", f"not found: {self.source} (a video file, a folder of videos or of frames)")
         self.name = safe_name(name) if name else safe_name(self.source.resolve().stem)
         self.species = species
-        self.splits = {"train": [0, None]} if splits is None else {str(k): list(v) for k, v in splits.items()}
+        self.splits = ({"train": [0, None]} if splits is None
+                       else {str(k): list(v) for k, v in splits.items() if v is not None})
         if not self.splits:
             raise ConfigError("splits", "no splits given (leave it unset for every frame in train)")
         self.fps = None if fps is None else float(fps)
