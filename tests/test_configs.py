@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
@@ -56,9 +59,31 @@ def _compose_with(compose_cfg, group: str, option: str, extra: list[str] | None 
     return compose_cfg(primary, [f"{prefix}{group}={option}", *small, *(extra or [])])
 
 
+def data_overrides(option: str, tmp_path: Path) -> list[str]:
+    """What a data config needs besides its name: your own data's source (and, unlabelled, the animal count)."""
+    if option == "motchallenge":
+        return [f"data.source={tmp_path}"]
+    if option == "video":
+        video = tmp_path / "clip.mp4"
+        if not video.is_file():
+            writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 24))
+            for i in range(4):
+                writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
+            writer.release()
+        return [f"data.source={video}", "data.num_animals=2"]
+    if option == "labelled_video":
+        coco = tmp_path / "clip.json"
+        coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 24,
+                                                "frame_id": 0}], "categories": [{"id": 1, "name": "rat"}],
+                                    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 8, 6],
+                                                     "track_id": 1, "area": 48, "iscrowd": 0}]}))
+        return [*data_overrides("video", tmp_path)[:1], f"data.labels={coco}", "data.format=coco"]
+    return []
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_config_composes_and_instantiates(compose_cfg, tmp_path: Path, group: str, option: str) -> None:
-    extra = [f"data.source={tmp_path}"] if (group, option) == ("data", "motchallenge") else []
+    extra = data_overrides(option, tmp_path) if group == "data" else []
     cfg = _compose_with(compose_cfg, group, option, extra)
     node = cfg[group] if group not in PRESETS else OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     container = OmegaConf.to_container(node, resolve=True)  # every interpolation resolves
@@ -86,6 +111,26 @@ def test_config_composes_and_instantiates(compose_cfg, tmp_path: Path, group: st
             assert isinstance(obj, torch.nn.Module) and sum(p.numel() for p in obj.parameters()) > 0
     else:  # plain-value groups (qa, paths): every value resolves
         assert isinstance(obj, dict) and obj
+
+
+@pytest.mark.parametrize("primary", ["generate", "evaluate", "train", "annotate", "study", "demo"])
+@pytest.mark.parametrize("data", options("data"))
+def test_every_primary_config_resolves_with_every_data_set(compose_cfg, tmp_path: Path, primary: str,
+                                                           data: str) -> None:
+    """One definition of where a data set lives (paths.dataset_dir), resolvable for every data config in every app:
+    imported data sets have no size, your own video's is named after its file."""
+    overrides = [f"data={data}", *data_overrides(data, tmp_path)]
+    if primary == "evaluate":
+        overrides.append(f"pred_dir={tmp_path}")
+    cfg = compose_cfg(primary, overrides)
+    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    size = cfg.data.get("size") or "imported"
+    assert resolved["paths"]["dataset_dir"] == f"{cfg.paths.data_dir}/{cfg.data.name}-{size}"
+    assert "dataset_dir" not in resolved  # no app defines its own
+    if primary == "train":
+        assert resolved["stage"]["datamodule"]["root"] == resolved["paths"]["dataset_dir"]
+    if data in ("video", "labelled_video"):
+        assert cfg.data.name == "clip"
 
 
 def test_evaluate_config_composes(compose_cfg, tmp_path: Path) -> None:

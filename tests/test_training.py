@@ -29,7 +29,7 @@ def test_train_config_composes_with_each_stage(compose_cfg, tmp_path: Path, stag
     assert cfg.stage.name == stage and cfg.stage.module._target_.endswith(target)
     assert cfg.callbacks.model_checkpoint.monitor == monitor  # the stage overrides the callback group
     assert cfg.callbacks.model_checkpoint._target_.endswith("ModelCheckpoint")
-    assert cfg.stage.datamodule.image_size == 128 and cfg.stage.datamodule.root == cfg.dataset_dir
+    assert cfg.stage.datamodule.image_size == 128 and cfg.stage.datamodule.root == cfg.paths.dataset_dir
     assert cfg.export_path.endswith(f"sam_{stage}.pt")
     assert cfg.trainer.gradient_clip_val == 1.0
     if stage == "distill":
@@ -65,7 +65,7 @@ def test_train_user_override_beats_the_stage(compose_cfg) -> None:
 
 
 def test_finetune_end_to_end_exports_a_loadable_sam(compose_cfg, tmp_path: Path, capsys) -> None:
-    cfg = compose_cfg("train", [*TINY, f"dataset_dir={tmp_path}/data", "trainer.max_epochs=1",
+    cfg = compose_cfg("train", [*TINY, f"paths.dataset_dir={tmp_path}/data", "trainer.max_epochs=1",
                                 "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2",
                                 "stage.datamodule.batch_size=2", "stage.datamodule.every=5"])
     out = train(cfg)
@@ -109,7 +109,7 @@ def test_resume_from_a_checkpoint_that_runs_code_is_refused(compose_cfg, tiny_ra
 
 @pytest.mark.slow
 def test_resume_from_ckpt_path_continues_the_run(compose_cfg, tmp_path: Path) -> None:
-    common = [*TINY, f"dataset_dir={tmp_path}/data", "+trainer.limit_val_batches=1", "stage.datamodule.every=10",
+    common = [*TINY, f"paths.dataset_dir={tmp_path}/data", "+trainer.limit_val_batches=1", "stage.datamodule.every=10",
               "stage.datamodule.batch_size=2", "final_validate=false", "+callbacks.last._target_="
               "lightning.pytorch.callbacks.ModelCheckpoint", f"+callbacks.last.dirpath={tmp_path}/ckpt",
               "+callbacks.last.save_last=true"]
@@ -122,7 +122,8 @@ def test_resume_from_ckpt_path_continues_the_run(compose_cfg, tmp_path: Path) ->
 
 def test_distill_stage_runs_from_the_cli_config(compose_cfg, tmp_path: Path) -> None:
     teacher = "stage.module.teacher.encoder"
-    cfg = compose_cfg("train", [*TINY, "stage=distill", f"dataset_dir={tmp_path}/data", "+trainer.fast_dev_run=true",
+    cfg = compose_cfg("train", [*TINY, "stage=distill", f"paths.dataset_dir={tmp_path}/data",
+                                "+trainer.fast_dev_run=true",
                                 f"stage.module.cache_dir={tmp_path}/cache",
                                 f"{teacher}._target_=samqa_framework.models.sam.encoders.TimmEncoder",
                                 f"~{teacher}.variant", f"+{teacher}.model_name=tiny_vit_5m_224"])

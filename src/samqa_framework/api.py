@@ -9,9 +9,10 @@
 Each task takes a composed config (``DictConfig``) or a list of overrides of its primary config (``conf/<task>.yaml``)
 and returns the task's own result (``generate``: the data set's folder; ``evaluate``: metrics per sequence; ``train``:
 metrics and the exported model; ``annotate``: one result per sequence; ``study``: the job's row; ``demo``: metrics per
-simulated detector). The apps (``samqa-<task>``) run the same functions and return :func:`objective` to Hydra's
-sweepers. The package root re-exports :func:`compose` and :func:`run` (``samqa_framework.compose``); the tasks keep
-their names here only, where they do not clash with the subpackages (``samqa_framework.annotate``...).
+simulated detector; ``export``: the folder written). The apps (``samqa-<task>``) run the same functions and return
+:func:`objective` to Hydra's sweepers. The package root re-exports :func:`compose` and :func:`run`
+(``samqa_framework.compose``); the tasks keep their names here only, where they do not clash with the subpackages
+(``samqa_framework.annotate``...).
 
 Nothing heavy is imported until a task runs.
 """
@@ -29,13 +30,14 @@ from samqa_framework.utils.errors import TRUST_KEY
 from samqa_framework.utils.hydra import compose
 from samqa_framework.utils.trust import trusting
 
-__all__ = ["TASKS", "annotate", "compose", "demo", "evaluate", "generate", "objective", "run", "run_app", "study",
-           "train"]
+__all__ = ["TASKS", "annotate", "compose", "demo", "evaluate", "export", "generate", "objective", "run", "run_app",
+           "study", "train"]
 
 # task -> the module holding `<task>(cfg)` and `objective(cfg, result)` (absent: the app returns None)
 TASKS = {"generate": "samqa_framework.data.task", "evaluate": "samqa_framework.evaluate.task",
          "train": "samqa_framework.training", "annotate": "samqa_framework.annotate.task",
-         "study": "samqa_framework.study.task", "demo": "samqa_framework.study.demo"}
+         "study": "samqa_framework.study.task", "demo": "samqa_framework.study.demo",
+         "export": "samqa_framework.annotate.export"}
 
 Config = DictConfig | Sequence[str] | None
 
@@ -51,8 +53,8 @@ def _config(task: str, cfg: Config) -> DictConfig:
 
 
 def run(task: str, cfg: Config = None) -> Any:
-    """Run ``task`` (``generate``, ``evaluate``, ``train``, ``annotate``, ``study``, ``demo``) on a composed config
-    or on overrides of its primary config; returns the task's result. Bad input raises (``SamqaError``...).
+    """Run ``task`` (``generate``, ``evaluate``, ``train``, ``annotate``, ``study``, ``demo``, ``export``) on a composed
+    config or on overrides of its primary config; returns the task's result. Bad input raises (``SamqaError``...).
 
     The whole task loads checkpoints as ``trust_checkpoint`` says (``utils.trust``; off where a config lacks it)."""
     module = _module(task)
@@ -92,6 +94,11 @@ def train(cfg: Config = None) -> dict[str, Any]:
 def annotate(cfg: Config = None) -> list[Any]:
     """Label the chosen sequences with ``cfg.annotator``; one ``AnnotationResult`` per sequence."""
     return run("annotate", cfg)
+
+
+def export(cfg: Config = None) -> Path:
+    """Write the label sets of ``cfg.labels`` (a samqa-annotate run) in ``cfg.format`` into ``cfg.out_dir``."""
+    return run("export", cfg)
 
 
 def study(cfg: Config = None) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     that process).
     """
     seed_everything(int(cfg.seed), workers=True)
-    dataset_dir = Path(cfg.dataset_dir)
+    dataset_dir = Path(cfg.paths.dataset_dir)
     # built once, here, before any rank starts: ranks building it side by side would race
     with config_node(cfg, "data"):
         instantiate(cfg.data, _convert_="all").build(dataset_dir)

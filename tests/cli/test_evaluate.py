@@ -71,3 +71,26 @@ def test_main_returns_the_combined_idf1_to_a_sweeper(compose_cfg, tmp_path: Path
     gt_dir, pred_dir = tud
     cfg = compose_cfg("evaluate", [f"gt_dir={gt_dir}", f"pred_dir={pred_dir}", "logger=csv"])
     assert main(cfg) == pytest.approx(evaluate_dirs(gt_dir, pred_dir)[COMBINED]["IDF1"])  # Hydra's passthrough
+
+
+def test_a_data_set_folder_scores_its_eval_split_by_default(compose_cfg, tmp_path: Path, tiny_rats: Path) -> None:
+    from samqa_framework.data.mot import write_mot
+    from samqa_framework.data.sequence import DatasetManifest
+    from samqa_framework.evaluate.task import evaluate
+
+    manifest = DatasetManifest.read(tiny_rats)
+    pred = tmp_path / "pred"
+    for seq in manifest.sequences(tiny_rats, "eval"):  # the training sequence has no tracks
+        write_mot(pred / f"{seq.name}.txt", seq.gt(), columns=10)
+    cfg = compose_cfg("evaluate", [f"gt_dir={tiny_rats}", f"pred_dir={pred}", f"out_dir={tmp_path / 'out'}",
+                                   "logger=csv"])
+    assert set(evaluate(cfg)) == {*manifest.eval, COMBINED}
+    # or the data set named by `data` (paths.dataset_dir), as the other apps find it
+    cfg = compose_cfg("evaluate", ["data=synthetic_rats", "data.size=tiny", f"paths.data_dir={tiny_rats.parent}",
+                                   f"pred_dir={pred}", f"out_dir={tmp_path / 'out2'}", "logger=csv"])
+    assert set(evaluate(cfg)) == {*manifest.eval, COMBINED}
+
+
+def test_without_gt_dir_or_data_the_key_to_set_is_named(tmp_path: Path) -> None:
+    proc = run_cli("samqa-evaluate", f"pred_dir={tmp_path}", "logger=csv", cwd=tmp_path)
+    assert proc.returncode == 1 and "config key 'gt_dir'" in proc.stderr and "Traceback" not in proc.stderr

@@ -98,3 +98,19 @@ def test_generate_imports_the_real_sleap_clip(tmp_path: Path, sleap_clip: Path) 
     gt = Sequence(out / "sleap_clip-eval").gt()
     assert gt.num_frames == 750 and set(gt.ids.tolist()) == {1, 2}
     assert (out / "preview_sleap_clip-eval.png").is_file()
+
+
+def test_generate_imports_your_own_video_into_its_run_folder(tmp_path: Path) -> None:
+    from tests.data.test_video_import import write_video
+
+    write_video(tmp_path / "arena.mp4", 30)
+    proc = run_cli("samqa-generate", "data=video", f"data.source={tmp_path / 'arena.mp4'}", "data.num_animals=2",
+                   "data.splits.train=[0,20]", "data.splits.eval=[20,null]", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no ground truth" in proc.stdout  # the summary says what the sequences lack
+    out = Path(proc.stdout.strip().splitlines()[-1].removeprefix("data set written to "))
+    assert out.parent == tmp_path / "outputs" / "generate"  # the run folder (it holds .hydra/ already)
+    assert DatasetManifest.read(out).eval == ["arena-eval"] and (out / "preview_arena-train.png").is_file()
+    missing = run_cli("samqa-generate", "data=video", f"data.source={tmp_path / 'arena.mp4'}", cwd=tmp_path)
+    assert missing.returncode == 1 and "config key 'data.num_animals'" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -129,3 +129,29 @@ def test_frames_datamodule_subsamples_and_splits(tiny_mice: Path) -> None:
 def test_bad_subsampling_is_a_config_error(tiny_mice: Path) -> None:
     with pytest.raises(ConfigError, match=r"'every'"):  # under a config: stage.datamodule.every
         BoxPromptDataModule(str(tiny_mice), image_size=SIZE, every=0)
+
+
+def test_an_unlabelled_video_distils_and_fine_tuning_names_what_is_missing(tmp_path: Path, tiny_mice: Path) -> None:
+    import shutil
+
+    from samqa_framework.data.video_import import VideoImporter
+    from samqa_framework.utils.errors import DataFormatError
+    from tests.data.test_video_import import write_video
+
+    write_video(tmp_path / "clip.mp4", 12)
+    root = tmp_path / "clip"
+    VideoImporter(str(tmp_path / "clip.mp4"), num_animals=2, splits={"train": [0, 8], "eval": [8, None]}).build(root)
+    dm = FramesDataModule(str(root), image_size=SIZE, every=2, val_every=2, batch_size=2)  # frames need no labels
+    dm.setup("fit")
+    assert len(dm.train_set) == 4 and len(dm.val_set) == 2 and next(iter(dm.train_dataloader()))["image"].shape[0] == 2
+    with pytest.raises(DataFormatError, match=r"no labelled .* without ground truth: clip-train \(.*gt\.txt\)"):
+        BoxPromptDataModule(str(root), image_size=SIZE).setup("fit")
+    # a labelled training sequence beside an unlabelled one: fine-tuning uses the labelled one
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_mice, mixed, symlinks=True)
+    shutil.copytree(root / "clip-train", mixed / "clip-train")
+    manifest = DatasetManifest.read(mixed)
+    DatasetManifest(manifest.name, manifest.species, 4, [*manifest.train, "clip-train"], manifest.eval).write(mixed)
+    dm = BoxPromptDataModule(str(mixed), image_size=SIZE)
+    dm.setup("fit")
+    assert {dm.train_set.sequences[s].name for s, _ in dm.train_set.refs} == set(manifest.train)

@@ -311,3 +311,37 @@ def test_real_tud_with_zero_flags_matches_trackeval(tmp_path: Path, tud_dirs: tu
                                {s: pred_dir / f"{s}.txt" for s in TUD})
     _compare(ours, ref)
     assert ours["TUD-Campus"]["FN"] < before["TUD-Campus"]["FN"]  # the flagged rows really were dropped
+
+
+# ------------------------------------------------------------------------------------- data-set folders
+
+
+def _dataset(root: Path, labelled: dict[str, bool], train: list[str], evaluate: list[str]) -> None:
+    from samqa_framework.data.sequence import DatasetManifest
+
+    for seq, has_gt in labelled.items():
+        _seqinfo(root / seq / "seqinfo.ini", seq, 5)
+        if has_gt:
+            _write(root / seq / "gt" / "gt.txt", [f"{t},1,10,10,20,40,1,1,1" for t in range(1, 6)])
+    DatasetManifest("d", "rat", 1, train, evaluate).write(root)
+
+
+def test_a_data_set_folder_scores_its_eval_split(tmp_path: Path):
+    _dataset(tmp_path / "gt", {"tr": True, "ev1": True, "ev2": True}, ["tr"], ["ev1", "ev2"])
+    for seq in ("ev1", "ev2"):  # no tracks for the training sequence: it is not scored
+        _write(tmp_path / "pred" / f"{seq}.txt", [f"{t},1,10,10,20,40,1,-1,-1,-1" for t in range(1, 6)])
+    assert list(evaluate_dirs(tmp_path / "gt", tmp_path / "pred")) == ["ev1", "ev2", COMBINED]
+
+
+def test_sequences_without_ground_truth_are_named_and_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    _dataset(tmp_path / "gt", {"tr": False, "ev1": True, "ev2": False}, ["tr"], ["ev1", "ev2"])
+    for seq in ("ev1", "ev2"):
+        _write(tmp_path / "pred" / f"{seq}.txt", [f"{t},1,10,10,20,40,1,-1,-1,-1" for t in range(1, 6)])
+    with caplog.at_level("WARNING"):
+        assert list(evaluate_dirs(tmp_path / "gt", tmp_path / "pred")) == ["ev1", COMBINED]
+    assert f"ev2 has no ground truth ({tmp_path / 'gt' / 'ev2' / 'gt' / 'gt.txt'} missing)" in caplog.text
+    with pytest.raises(DataFormatError, match=r"none of the sequences \['tr'\] has any") as err:
+        evaluate_dirs(tmp_path / "gt", tmp_path / "pred", sequences=["tr"])
+    assert err.value.path == str(tmp_path / "gt" / "tr" / "gt" / "gt.txt")
+    with pytest.raises(DataFormatError, match="sequence nope not found"):
+        evaluate_dirs(tmp_path / "gt", tmp_path / "pred", sequences=["nope"])

@@ -8,7 +8,7 @@ from samqa_framework.track.bytetrack import ByteTrack
 
 def test_demo_runs_end_to_end_and_noise_lowers_scores(compose_cfg, tmp_path: Path) -> None:
     cfg = compose_cfg("demo", ["data.size=tiny", "data.sizes.tiny.eval_frames=[60,60]", "logger=csv",
-                               f"dataset_dir={tmp_path}/data", "tracker.box_source=detection"])
+                               f"paths.dataset_dir={tmp_path}/data", "tracker.box_source=detection"])
     combined = demo(cfg)
     assert list(combined) == ["perfect", "good", "fair", "poor"]
     assert combined["perfect"]["DetA"] > 95  # exact boxes reported as detected

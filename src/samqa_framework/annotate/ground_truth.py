@@ -10,6 +10,11 @@ from samqa_framework.annotate.base import FrameLabels, instance_from_rle
 from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable
 from samqa_framework.data.sequence import Sequence
+from samqa_framework.utils.errors import DataFormatError
+
+
+class GroundTruthMissing(DataFormatError):
+    """A sequence without ground truth (an unlabelled import) given to what plays the person with it."""
 
 
 class GroundTruthFrames:
@@ -22,6 +27,10 @@ class GroundTruthFrames:
 
     def __init__(self, sequence: Sequence, masks: bool = True) -> None:
         self.sequence = sequence
+        if not sequence.has_gt():
+            raise GroundTruthMissing(sequence.gt_path, f"sequence {sequence.name} has no ground truth, and the oracle "
+                                     "prompts (prompts=oracle) and manual labels (annotator=manual) are made from it: "
+                                     "let a person answer instead (prompts=queue)")
         gt = sequence.gt()
         self.table: MotTable = gt.select(np.asarray(gt.conf > 0))
         self.with_masks = masks and sequence.has_masks()

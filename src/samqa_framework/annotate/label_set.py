@@ -5,6 +5,7 @@ from the label store's frames, :func:`read_label_set` reads it back, checked, fo
 <out_dir>/labels.txt    MOT rows of every labelled frame, conf = the method's score (data/mot.py)
 <out_dir>/masks.jsonl   the masks of every labelled frame, COCO RLE (data/rle.py)
 <out_dir>/frames.txt    the labelled frame numbers, one a line, ascending
+<out_dir>/sequence.json the sequence labelled: {"name", "root" (its folder), "frames" (how many the store covers)}
 ```
 
 ``frames.txt`` tells a frame the method skipped (e.g. manual labels every Nth frame) from a frame labelled empty:
@@ -13,10 +14,12 @@ only the listed frames may become training images, the empty ones as background.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,11 +29,12 @@ from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable, read_mot, write_mot
 from samqa_framework.data.sequence import Sequence
 from samqa_framework.utils.errors import DataFormatError
-from samqa_framework.utils.io import CommitOnExit, atomic_write_text
+from samqa_framework.utils.io import CommitOnExit, atomic_write_json, atomic_write_text
 
 LABELS = "labels.txt"
 MASKS = "masks.jsonl"
 FRAMES = "frames.txt"
+SEQUENCE = "sequence.json"
 
 
 def write_frames(path: str | os.PathLike[str], frames: Iterable[int]) -> None:
@@ -67,9 +71,11 @@ class LabelSetWriter(CommitOnExit):
     """Export frames (:meth:`add`, in order) into ``root``; on a clean exit of the ``with`` block the three files
     replace any earlier export, after an error none of them is touched."""
 
-    def __init__(self, root: str | os.PathLike[str], cls: int = 1) -> None:
+    def __init__(self, root: str | os.PathLike[str], cls: int = 1, sequence: Sequence | None = None) -> None:
         self.root = Path(root)
         self.cls = int(cls)  # MOT class of every row
+        self.sequence = sequence  # recorded in sequence.json: an export finds the frames the labels belong to
+        self._last = 0
         self.labels_path, self.masks_path = self.root / LABELS, self.root / MASKS
         self._rows: list[tuple[float, ...]] = []
         self._labelled: list[int] = []
@@ -77,6 +83,7 @@ class LabelSetWriter(CommitOnExit):
 
     def add(self, labels: FrameLabels) -> None:
         """One frame; a skipped frame (``labelled`` False) is left out. Masks are written as stored (no decoding)."""
+        self._last = max(self._last, labels.frame)
         if not labels.labelled:
             return
         self._labelled.append(labels.frame)
@@ -95,6 +102,9 @@ class LabelSetWriter(CommitOnExit):
         write_mot(self.labels_path, MotTable(arr[:, 0], arr[:, 1], arr[:, 2:6], conf=arr[:, 6], cls=arr[:, 7],
                                              visibility=arr[:, 8]))
         write_frames(self.root / FRAMES, self._labelled)
+        if self.sequence is not None:
+            atomic_write_json(self.root / SEQUENCE, {"name": self.sequence.name,
+                                                     "root": str(self.sequence.root.resolve()), "frames": self._last})
 
     def abort(self) -> None:
         self._masks.abort()
@@ -135,3 +145,25 @@ def read_label_set(labels_dir: str | os.PathLike[str], sequence: Sequence, max_f
         raise DataFormatError(labels_path, f"empty label set: no boxes in {len(labelled)} labelled frames of "
                               f"{sequence.name}; a detector cannot learn from it")
     return LabelSet(sequence, boxes, labelled)
+
+
+class SequenceRecord(NamedTuple):
+    sequence: Sequence
+    frames: int  # how many of its frames the label store covers (fewer with samqa-annotate max_frames=N)
+
+
+def read_sequence_record(labels_dir: str | os.PathLike[str]) -> SequenceRecord:
+    """The sequence a label set was made of (``sequence.json``); a DataFormatError names the file when it is missing
+    or broken, or when the sequence folder it names is gone."""
+    path = Path(labels_dir) / SEQUENCE
+    if not path.is_file():
+        raise DataFormatError(path, "missing: the label set does not say which sequence it labels (label sets made "
+                              "before samqa-annotate wrote it: run the annotation again with the same out_dir)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        root, frames = Path(data["root"]), int(data["frames"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataFormatError(path, f"bad sequence record ({exc.__class__.__name__}: {exc})") from None
+    if not root.is_dir():
+        raise DataFormatError(path, f"the sequence folder {root} it names is gone")
+    return SequenceRecord(Sequence(root), frames)

@@ -53,10 +53,10 @@ def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | o
     """
     if sequence.gt_path.is_file():
         sequence.gt()  # frames and ground truth must agree before any work (names the file at fault)
-    store = LabelStore(out_dir, fingerprint)
     frames = sequence.frames()
     total = sequence.info.seq_length if max_frames is None else min(int(max_frames), sequence.info.seq_length)
     annotator.start(sequence, num_animals)
+    store = LabelStore(out_dir, fingerprint)  # after start: a method that cannot run here leaves no store behind
     done = 0
     for labels in store.records():
         if done >= total:
@@ -97,7 +97,7 @@ def _finish(store: LabelStore, sequence: Sequence, name: str, total: int, overla
     quality = LabelQuality()
     info = sequence.info
     with contextlib.ExitStack() as stack:
-        export = stack.enter_context(LabelSetWriter(store.root))
+        export = stack.enter_context(LabelSetWriter(store.root, sequence=sequence))
         video = (stack.enter_context(VideoWriter(store.root / "overlay.mp4", fps=info.frame_rate,
                                                  size=(info.width, info.height))) if overlay else None)
         images = sequence.frames().iter_range(0, total) if overlay else None
@@ -115,7 +115,9 @@ def _finish(store: LabelStore, sequence: Sequence, name: str, total: int, overla
                 masks = {i.track_id: i.encoded_mask() for i in labels.instances if i.has_mask}
                 video.write(draw_labels(next(images), _rows(labels), masks))
     report = None
-    if gt is not None:
+    if gt is None:
+        log.info("%s: no label-quality report (no ground truth: %s not found)", sequence.name, sequence.gt_path)
+    else:
         report = {"method": name, "sequence": sequence.name, **quality.result()}
         atomic_write_json(store.root / "label_quality.json", report)
         atomic_write_text(store.root / "label_quality.md", format_quality(name, report) + "\n")

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
+from samqa_framework.annotate.ground_truth import GroundTruthMissing
 from samqa_framework.annotate.quality import LabelQuality, format_quality
 from samqa_framework.annotate.runner import AnnotationResult, annotate_sequence
 from samqa_framework.utils.config import to_plain
@@ -35,7 +36,7 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
     """Label the chosen sequences of ``cfg.data``; one ``AnnotationResult`` per sequence."""
     objective_keys(cfg)  # a typo in the sweep's objective fails now, not after the labelling
     seed_everything(int(cfg.seed), verbose=False)  # random-weight models are the same on a resume
-    dataset_dir = Path(cfg.dataset_dir)
+    dataset_dir = Path(cfg.paths.dataset_dir)
     with config_node(cfg, "data"):
         manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
     if cfg.split not in ("train", "eval"):
@@ -50,12 +51,18 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
         sequences = [s for s in sequences if s.name in wanted]
     annotator = instantiate_node(cfg, "annotator", _convert_="all")
     results = []
+    skipped: list[GroundTruthMissing] = []
     with job_loggers(cfg) as loggers:
         for seq in sequences:
-            with config_node(cfg, "annotator"):  # what the method checks when it starts on a sequence
-                result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name, fingerprint(cfg),
-                                           max_frames=cfg.get("max_frames"), progress=cfg.get("progress", True),
-                                           overlay=cfg.get("overlay", False), num_animals=manifest.num_animals)
+            try:
+                with config_node(cfg, "annotator"):  # what the method checks when it starts on a sequence
+                    result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name, fingerprint(cfg),
+                                               max_frames=cfg.get("max_frames"), progress=cfg.get("progress", True),
+                                               overlay=cfg.get("overlay", False), num_animals=manifest.num_animals)
+            except GroundTruthMissing as exc:  # the others may have it: label those, name this one
+                log.error("skipped: %s", exc)
+                skipped.append(exc)
+                continue
             results.append(result)
             if result.quality:
                 print(f"\n{seq.name}:\n{format_quality(annotator.name, result.quality)}")
@@ -65,6 +72,10 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
                 keys = [k for k, v in result.quality.items() if isinstance(v, int | float)]
                 log_table(loggers, f"label_quality/{seq.name}", ["method", *keys],
                           [[annotator.name, *(result.quality[k] for k in keys)]])
+    if skipped and not results:
+        raise skipped[0]
+    for exc in skipped:
+        print(f"not labelled: {exc}")
     print(f"labels: {Path(cfg.out_dir)}")
     return results
 

@@ -21,6 +21,7 @@ distillation module can rebuild every flip variant of a sample bit-exactly from 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Sequence as Seq
 from pathlib import Path
@@ -37,6 +38,8 @@ from samqa_framework.data import rle
 from samqa_framework.data.sequence import DatasetManifest, Sequence, read_build_hash
 from samqa_framework.data.video import FrameSource
 from samqa_framework.utils.errors import ConfigError, DataFormatError
+
+log = logging.getLogger(__name__)
 
 Variant = tuple[bool, bool]  # (horizontal flip, vertical flip)
 
@@ -275,7 +278,9 @@ def sequence_identity(seq: Sequence) -> dict[str, Any]:
     if config_hash is not None:
         return {"name": seq.name, "config_hash": config_hash}
     stats = []
-    for path in (seq.gt_path, seq.masks_path, *(seq.root / n for n in ("video.mp4", "img1", "seqinfo.ini"))):
+    # an import links its video or frame folder from outside the sequence folder
+    linked = [Path(seq.info.video)] if seq.info.video and Path(seq.info.video).is_absolute() else []
+    for path in (seq.gt_path, seq.masks_path, *(seq.root / n for n in ("video.mp4", "img1", "seqinfo.ini")), *linked):
         if path.exists():
             st = path.stat()
             stats.append([path.name, st.st_size, st.st_mtime_ns])
@@ -368,6 +373,9 @@ def _box_labels(seqs: Seq[Sequence], every: int) -> tuple[list[tuple[int, int]],
     """Frames (every ``every``-th) that have at least one GT row with flag > 0, with their boxes and masks."""
     refs, labels = [], []
     for si, seq in enumerate(seqs):
+        if not seq.has_gt():  # an unlabelled import: train on the sequences that have labels
+            log.warning("fine-tuning leaves out sequence %s: no ground truth (%s not found)", seq.name, seq.gt_path)
+            continue
         gt = seq.gt()
         gt = gt.select(gt.conf > 0)
         wanted = {}
@@ -394,6 +402,11 @@ def _box_labels(seqs: Seq[Sequence], every: int) -> tuple[list[tuple[int, int]],
     return refs, labels
 
 
+def _unlabelled(seqs: Seq[Sequence]) -> str:
+    missing = [f"{s.name} ({s.gt_path})" for s in seqs if not s.has_gt()]
+    return f"; without ground truth: {', '.join(missing)}" if missing else ""
+
+
 class BoxPromptDataModule(VideoFramesDataModule):
     """Frames with all their animals' GT boxes as prompts and GT masks as targets (see :class:`BoxPromptDataset`).
 
@@ -415,11 +428,15 @@ class BoxPromptDataModule(VideoFramesDataModule):
         train, val = self._sequences("train"), self._sequences("eval")
         refs, labels = _box_labels(train, self.every)
         if not refs:
-            raise DataFormatError(self.root, "the training sequences have no labelled (flag > 0) animal")
+            raise DataFormatError(self.root, "the training sequences have no labelled (flag > 0) animal"
+                                  + _unlabelled(train))
         self.train_set = BoxPromptDataset(train, refs, labels, self.image_size, train=True, hflip=self.hflip,
                                           vflip=self.vflip, box_jitter=self.box_jitter,
                                           box_jitter_max_px=self.box_jitter_max_px)
         refs, labels = _box_labels(val, self.val_every)
+        if not refs:
+            raise DataFormatError(self.root, "the evaluation sequences have no labelled (flag > 0) animal to validate "
+                                  "on" + _unlabelled(val))
         self.val_set = BoxPromptDataset(val, refs, labels, self.image_size, keep_original=True)
 
     def train_dataloader(self) -> DataLoader:

@@ -35,6 +35,28 @@ def _max_per_frame(table: MotTable) -> int:
     return int(np.bincount(frames).max()) if len(frames) else 0
 
 
+def check_splits(splits: Mapping[str, SequenceOf[int | None]], num_frames: int,
+                 video: str = "the video") -> dict[str, tuple[int, int]]:
+    """Frame ranges ``[start, stop)`` per split (``stop`` None: to the end), checked against the video's length; a
+    ConfigError names ``splits.<split>`` (and ``video``). Overlapping ranges are legal but logged: frames in two
+    splits leak training data into evaluation."""
+    out: dict[str, tuple[int, int]] = {}
+    for split, given in splits.items():
+        if "/" in split or split.startswith("."):
+            raise ConfigError(f"splits.{split}", "split names become folder names: no '/' or leading '.'")
+        rng = list(given)
+        stop = num_frames if len(rng) == 2 and rng[1] is None else rng[1] if len(rng) == 2 else None
+        if len(rng) != 2 or rng[0] is None or stop is None or not 0 <= rng[0] < stop <= num_frames:
+            raise ConfigError(f"splits.{split}", f"expected a frame range [start, stop) with 0 <= start < stop <= "
+                              f"{num_frames} (the length of {video}; stop null: to the end), got {rng}")
+        out[split] = (int(rng[0]), int(stop))
+    ranges = sorted(out.values())
+    for (a0, a1), (b0, _) in itertools.pairwise(ranges):
+        if b0 < a1:
+            log.warning("splits: frame ranges [%d, %d) and [%d, ...) overlap", a0, a1, b0)
+    return out
+
+
 class SleapImporter:
     """Turn a SLEAP project (``.slp``) into one sequence per frame range ("split").
 
@@ -100,21 +122,8 @@ class SleapImporter:
 
     def _check_splits(self, num_frames: int) -> dict[str, tuple[int, int]]:
         half = num_frames // 2
-        splits = self.splits if self.splits is not None else {"train": [0, half], "eval": [half, num_frames]}
-        out: dict[str, tuple[int, int]] = {}
-        for split, rng in splits.items():
-            if len(rng) != 2 or not 0 <= rng[0] < rng[1] <= num_frames:
-                raise ConfigError(f"splits.{split}", f"expected a frame range [start, stop) with "
-                                  f"0 <= start < stop <= {num_frames} (the video's length), got {list(rng)}")
-            if "/" in split or split.startswith("."):
-                raise ConfigError(f"splits.{split}", "split names become folder names: no '/' or "
-                                  "leading '.'")
-            out[split] = (rng[0], rng[1])
-        ranges = sorted(out.values())
-        for (a0, a1), (b0, _) in itertools.pairwise(ranges):
-            if b0 < a1:  # legal, but frames in two splits leak training data into evaluation
-                log.warning("splits: frame ranges [%d, %d) and [%d, ...) overlap", a0, a1, b0)
-        return out
+        default = {"train": [0, half], "eval": [half, num_frames]}
+        return check_splits(self.splits if self.splits is not None else default, num_frames)
 
     # -- boxes ------------------------------------------------------------------------------------------
 

@@ -43,9 +43,10 @@ def draw_labels(frame: np.ndarray, rows: MotTable, masks: dict[int, rle.RLE] | N
 
 def contact_sheet(seq: Sequence, out_path: str | os.PathLike[str], num: int = 6, cols: int = 3,
                   tile_width: int = 480) -> Path:
-    """Save a PNG grid of ``num`` evenly spaced frames with ground truth drawn on; returns its path."""
+    """Save a PNG grid of ``num`` evenly spaced frames with ground truth drawn on (the bare frames for an unlabelled
+    sequence); returns its path."""
     src = seq.frames()
-    gt = seq.gt()
+    gt = seq.gt() if seq.has_gt() else MotTable.empty()
     indices = np.linspace(0, len(src) - 1, num).round().astype(int)
     wanted = {int(i) + 1 for i in indices}
     masks: dict[int, dict[int, rle.RLE]] = {}

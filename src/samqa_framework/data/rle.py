@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -89,6 +90,50 @@ def check(rle: object) -> RLE:
             or not isinstance(rle.get("counts"), str | list)):
         raise ValueError(f"not a COCO RLE ({{'size': [h, w], 'counts': ...}}): {str(rle)[:80]}")
     return rle
+
+
+def to_polygons(rle: RLE) -> list[np.ndarray]:
+    """The mask's outer outlines as polygons ((N, 2) pixel coordinates, largest first), for formats that store
+    polygons (YOLO segmentation, Label Studio). Traced by OpenCV on the mask doubled in size, so that the outline runs
+    along the pixels' edges, not through their centres: :func:`from_polygons` gives the same pixels back."""
+    mask = decode(rle).astype(np.uint8)
+    big = cv2.resize(mask, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polygons = []
+    for contour in sorted(contours, key=cv2.contourArea, reverse=True):
+        # a point of the doubled mask's outline is a half-pixel's centre: half of it + 0.25 lies on the pixel's edge
+        points = (contour.reshape(-1, 2).astype(np.float32) + 0.5) / 2
+        points = cv2.approxPolyDP(points.reshape(-1, 1, 2), 0.25, True).reshape(-1, 2)
+        if len(points) >= 3:
+            polygons.append(points.astype(np.float64))
+    return polygons
+
+
+def from_polygons(polygons: list[np.ndarray] | list[list[float]], height: int, width: int) -> RLE:
+    """Polygons (pixel coordinates, (N, 2) or flat x, y lists) to one COCO RLE, as pycocotools rasterises them."""
+    flat = [np.asarray(p, dtype=np.float64).ravel().tolist() for p in polygons]
+    flat = [p for p in flat if len(p) >= 6]
+    if not flat:
+        return encode(np.zeros((height, width), bool))
+    merged = mask_utils.merge(mask_utils.frPyObjects(flat, height, width))
+    return {"size": [int(v) for v in merged["size"]], "counts": merged["counts"].decode("ascii")}
+
+
+class FrameMasks:
+    """The masks of increasing frames of a masks file, read forward one line at a time (memory does not grow with
+    the sequence); asking for an earlier frame re-opens the file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._it: Iterator[tuple[int, dict[int, RLE]]] | None = None
+        self._current: tuple[int, dict[int, RLE]] = (0, {})
+
+    def of(self, frame: int) -> dict[int, RLE]:
+        if self._it is None or frame < self._current[0]:
+            self._it, self._current = iter_masks(self.path), (0, {})
+        while self._current[0] < frame:
+            self._current = next(self._it, (10**12, {}))
+        return self._current[1] if self._current[0] == frame else {}
 
 
 class MaskWriter(AtomicStreamWriter):

@@ -2,9 +2,12 @@
 
 ```
 <seq>/seqinfo.ini      [Sequence] name, frameRate, seqLength, imWidth, imHeight, imDir, imExt
-                       (+ ours: video = file name or path, videoStart = first frame used, 0-based)
+                       (+ ours: video = a video file or a folder of frames, its name or path; videoStart = first
+                       frame used, 0-based)
 <seq>/video.mp4        or <seq>/img1/000001.jpg ...
-<seq>/gt/gt.txt        ground truth, 9 columns (frame, id, box, flag, class, visibility)
+<seq>/gt/gt.txt        ground truth, 9 columns (frame, id, box, flag, class, visibility); absent in an unlabelled
+                       import (your own video): only what needs ground truth (evaluation, the label-quality
+                       report, the oracle prompts) refuses such a sequence, by name
 <seq>/gt/masks.jsonl   optional instance masks, COCO RLE (see ``rle.py``)
 <seq>/build.json       synthetic sequences only: the builder's record, ``config_hash`` + the config rendered
 <dataset>/dataset.yaml name, species, num_animals, train: [seq], eval: [seq]
@@ -128,6 +131,8 @@ class Sequence:
         if info is not None and info.video:
             video = Path(info.video)
             video = video if video.is_absolute() else self.root / video
+            if video.is_dir():  # a folder of frames (an import of your own frames, linked in place)
+                return ImageFolderReader(video, fps=info.frame_rate, start=info.video_start, length=info.seq_length)
             return VideoReader(video, start=info.video_start, length=info.seq_length)
         for name in VIDEO_NAMES:
             if (self.root / name).is_file():
@@ -137,6 +142,13 @@ class Sequence:
             return ImageFolderReader(img_dir, fps=info.frame_rate if info else 30.0,
                                      length=info.seq_length if info else None)
         raise DataFormatError(self.root, f"no frames: expected one of {', '.join(VIDEO_NAMES)} or an img1/ folder")
+
+    def frames_location(self) -> tuple[Path, int]:
+        """Where the frames are: the video file or frame folder (absolute) and the first frame used (0-based), what a
+        sequence made elsewhere links to instead of copying the frames."""
+        src = self._open_frames(self.info)
+        start = src.start if isinstance(src, VideoReader) else self.info.video_start if self.info.video else 0
+        return src.path.resolve(), int(start)
 
     def frames(self) -> FrameSource:
         """A lazy reader of this sequence's frames (checked against seqinfo's length)."""
@@ -149,12 +161,16 @@ class Sequence:
     def gt(self) -> MotTable:
         """Ground truth, validated against the sequence's length and image size."""
         if not self.gt_path.is_file():
-            raise DataFormatError(self.gt_path, "ground truth file gt/gt.txt not found")
+            raise DataFormatError(self.gt_path, f"sequence {self.name} has no ground truth (gt/gt.txt not found)")
         return read_mot(self.gt_path, num_frames=self.info.seq_length,
                         image_size=(self.info.width, self.info.height))
 
     def has_masks(self) -> bool:
         return self.masks_path.is_file()
+
+    def has_gt(self) -> bool:
+        """False for an unlabelled sequence (an import of your own video)."""
+        return self.gt_path.is_file()
 
 
 @dataclass

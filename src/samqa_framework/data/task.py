@@ -24,10 +24,13 @@ def summarize(root: Path, manifest: DatasetManifest) -> Table:
         table.add_column(col, justify="left" if col in ("sequence", "split") else "right", no_wrap=True)
     for split in ("train", "eval"):
         for seq in manifest.sequences(root, split):
-            gt = seq.gt()
             info = seq.info
+            counts = ["-", "no ground truth", "-"]  # an unlabelled import: label it with samqa-annotate
+            if seq.has_gt():
+                gt = seq.gt()
+                counts = [str(len(gt.ids)), str(len(gt)), str(int((gt.conf == 0).sum()))]
             table.add_row(seq.name, split, str(info.seq_length), f"{info.width}x{info.height}",
-                          f"{info.frame_rate:g}", str(len(gt.ids)), str(len(gt)), str(int((gt.conf == 0).sum())))
+                          f"{info.frame_rate:g}", *counts)
     return table
 
 

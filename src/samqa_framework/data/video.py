@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,11 @@ from samqa_framework.utils.errors import DataFormatError
 from samqa_framework.utils.io import AtomicStreamWriter
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def natural_key(path: Path) -> list[str | int]:
+    """Sort key reading the numbers in a name as numbers: ``frame_2`` before ``frame_10`` (unpadded frame names)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
 class FrameSource(Protocol):
@@ -113,7 +119,7 @@ class ImageFolderReader(_LazyFrames):
         self.path = Path(folder)
         if not self.path.is_dir():
             raise DataFormatError(self.path, "image folder not found")
-        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=natural_key)
         if not files:
             raise DataFormatError(self.path, "image folder holds no images")
         end = len(files) if length is None else min(len(files), start + length)

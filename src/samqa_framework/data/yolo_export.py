@@ -1,9 +1,10 @@
-"""The ultralytics (YOLO) detection data set format, both ways: written by ``export_yolo`` and ``write_data_yaml``,
-read back (checked) by ``read_data_yaml`` and ``check_label_set``.
+"""The ultralytics (YOLO) detection and segmentation data set formats, both ways: written by ``export_yolo`` and
+``write_data_yaml``, read back (checked) by ``read_data_yaml`` and ``check_label_set``.
 
 ```
 <out_dir>/images/<split>/<seq>_<frame:06d>.jpg    frame = MOT frame number (1-based)
-<out_dir>/labels/<split>/<seq>_<frame:06d>.txt    "class cx cy w h" per box, normalised to [0, 1]
+<out_dir>/labels/<split>/<seq>_<frame:06d>.txt    "class cx cy w h" per box (detection) or "class x1 y1 x2 y2 ..."
+                                                  per animal (segmentation: the mask's outline), normalised to [0, 1]
 <out_dir>/data.yaml                               path, train, val, names
 ```
 
@@ -15,7 +16,7 @@ ultralytics itself drops bad label lines with a warning and trains on an empty l
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 import yaml
 
+from samqa_framework.data import rle
 from samqa_framework.data.mot import MotTable
 from samqa_framework.data.video import FrameSource
 from samqa_framework.utils.errors import DataFormatError
@@ -32,38 +34,52 @@ from samqa_framework.utils.io import atomic_dir, atomic_write_text
 _WRITABLE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
+def _classes(rows: MotTable, class_names: SequenceOf[str], where: str) -> np.ndarray:
+    if len(class_names) == 1:  # single-class export: every row is that class, whatever its MOT class
+        return np.zeros(len(rows), np.int64)
+    cls = rows.cls - 1  # MOT class ids are 1-based
+    bad = (cls < 0) | (cls >= len(class_names))
+    if bad.any():
+        raise ValueError(f"{where}: MOT class {rows.cls[bad][0]} has no name in class_names "
+                         f"({len(class_names)} given, MOT classes are 1-based)")
+    return cls
+
+
 def _label_lines(rows: MotTable, width: int, height: int, class_names: SequenceOf[str], min_flag: float,
-                 where: str) -> str:
-    """YOLO label text for one frame's rows (boxes clipped to the image, low flags dropped)."""
+                 where: str, masks: Mapping[int, rle.RLE] | None = None) -> str:
+    """YOLO label text for one frame's rows (boxes clipped to the image, low flags dropped). With ``masks`` (id ->
+    RLE) a line is the outline of the animal's mask (its largest part; the clipped box for an animal without one)."""
     rows = rows.select(rows.conf >= min_flag)
     xyxy = rows.xyxy
     x0, x1 = np.clip(xyxy[:, 0], 0, width), np.clip(xyxy[:, 2], 0, width)
     y0, y1 = np.clip(xyxy[:, 1], 0, height), np.clip(xyxy[:, 3], 0, height)
-    if len(class_names) == 1:  # single-class export: every row is that class, whatever its MOT class
-        cls = np.zeros(len(rows), np.int64)
-    else:  # MOT class ids are 1-based
-        cls = rows.cls - 1
-        bad = (cls < 0) | (cls >= len(class_names))
-        if bad.any():
-            raise ValueError(f"{where}: MOT class {rows.cls[bad][0]} has no name in class_names "
-                             f"({len(class_names)} given, MOT classes are 1-based)")
+    cls = _classes(rows, class_names, where)
     lines = []
-    for c, left, top, right, bottom in zip(cls, x0, y0, x1, y1, strict=True):
+    for c, tid, left, top, right, bottom in zip(cls, rows.track_id, x0, y0, x1, y1, strict=True):
         if right - left <= 0 or bottom - top <= 0:  # entirely outside the image
             continue
-        lines.append(f"{c} {(left + right) / 2 / width:.6f} {(top + bottom) / 2 / height:.6f} "
-                     f"{(right - left) / width:.6f} {(bottom - top) / height:.6f}\n")
+        if masks is None:
+            lines.append(f"{c} {(left + right) / 2 / width:.6f} {(top + bottom) / 2 / height:.6f} "
+                         f"{(right - left) / width:.6f} {(bottom - top) / height:.6f}\n")
+            continue
+        outlines = rle.to_polygons(masks[int(tid)]) if int(tid) in masks else []
+        poly = outlines[0] if outlines else np.array([[left, top], [right, top], [right, bottom], [left, bottom]])
+        norm = np.clip(poly / [width, height], 0, 1)
+        lines.append(f"{c} " + " ".join(f"{x:.6f} {y:.6f}" for x, y in norm) + "\n")
     return "".join(lines)
 
 
 def export_yolo(items: Iterable[tuple[str, FrameSource, MotTable]], out_dir: Path, split: str = "train",
                 every: int = 1, class_names: SequenceOf[str] = ("animal",), image_ext: str = ".jpg",
-                min_flag: float = 0.5, frames: Mapping[str, Collection[int]] | None = None) -> Path:
+                min_flag: float = 0.5, frames: Mapping[str, Collection[int]] | None = None,
+                segments: Mapping[str, Callable[[int], Mapping[int, rle.RLE]]] | None = None) -> Path:
     """Write every ``every``-th frame of each ``(name, frames, boxes)`` item into ``split``.
 
     Frames are streamed one at a time. Rows with ``conf`` (the gt flag) below ``min_flag`` are left out.
     ``frames``: per item name, the only (1-based) frames to write, e.g. a label set's labelled frames (a frame a
     method skipped is not an empty frame, so it must not become a background image); ``every`` still applies.
+    ``segments``: per item name, the frame's masks (``frame -> {id: rle}``, e.g. ``rle.FrameMasks(path).of``): the
+    labels are then YOLO segmentation outlines instead of boxes.
     The split's images and labels are built in temporary folders and renamed into place at the end
     (labels first, so a crash in between never leaves new images paired with stale labels); an earlier
     export of the same split is replaced. Returns ``<out_dir>/images/<split>``.
@@ -93,8 +109,9 @@ def export_yolo(items: Iterable[tuple[str, FrameSource, MotTable]], out_dir: Pat
                     continue
                 stem = f"{name}_{frame:06d}"
                 height, width = img.shape[:2]
+                masks = segments[name](frame) if segments is not None and name in segments else None
                 text = _label_lines(table.rows_of(frame), width, height, class_names, min_flag,
-                                    f"{name} frame {frame}")
+                                    f"{name} frame {frame}", masks)
                 if not cv2.imwrite(str(img_tmp / f"{stem}{image_ext}"), img):
                     raise OSError(f"cannot write {img_tmp / (stem + image_ext)}")
                 (lab_tmp / f"{stem}.txt").write_text(text, encoding="utf-8")
@@ -171,7 +188,8 @@ def read_data_yaml(path: Path) -> DataYaml:
 def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], require_boxes: bool = True) -> int:
     """Check every label file of ``<out_dir>/labels/<split>``; returns the number of boxes.
 
-    Each line must be ``class cx cy w h`` with a class id below ``len(class_names)`` and coordinates in [0, 1]
+    Each line must be ``class cx cy w h`` (or a segmentation outline, ``class x1 y1 x2 y2 x3 y3 ...``) with a class id
+    below ``len(class_names)`` and coordinates in [0, 1]
     (a DataFormatError names the file and line). With ``require_boxes``, a split without a single box is an empty
     label set (all background: the detector would learn to find nothing); the error names the label folder.
     """
@@ -190,8 +208,9 @@ def check_label_set(out_dir: Path, split: str, class_names: SequenceOf[str], req
                 cls, *xywh = (float(v) for v in fields)
             except ValueError:
                 raise DataFormatError(path, f"not numbers: {line.strip()!r}", line=number) from None
-            if len(xywh) != 4:
-                raise DataFormatError(path, f"expected 'class cx cy w h', got {len(fields)} values", line=number)
+            if len(xywh) != 4 and (len(xywh) < 6 or len(xywh) % 2):
+                raise DataFormatError(path, f"expected 'class cx cy w h' or an outline 'class x1 y1 x2 y2 x3 y3 ...', "
+                                      f"got {len(fields)} values", line=number)
             if not cls.is_integer() or not 0 <= cls < nc:
                 raise DataFormatError(path, f"class id {fields[0]} is not one of the data set's {nc} class(es) "
                                       f"0..{nc - 1} ({', '.join(map(str, class_names))})", line=number)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +20,12 @@ import trackeval
 from trackeval.utils import TrackEvalException
 
 from samqa_framework.data.mot import MotTable, read_mot
-from samqa_framework.data.sequence import SeqInfo
+from samqa_framework.data.sequence import DatasetManifest, SeqInfo
 from samqa_framework.evaluate.trackeval_dataset import CLASS_NAME, MotTablesDataset
 from samqa_framework.utils.errors import DataFormatError, SamqaError
 from samqa_framework.utils.names import check_name
+
+log = logging.getLogger(__name__)
 
 COMBINED = "COMBINED"
 
@@ -123,15 +126,45 @@ def _seq_length(gt_root: Path, seq: str) -> int | None:
     return SeqInfo.read(ini).seq_length if ini.is_file() else None
 
 
+def default_sequences(gt_root: Path) -> list[str]:
+    """The sequences to score when none are named: a data set's eval split (its ``dataset.yaml``; the training
+    sequences have no tracks of their own), else every folder of ``gt_root`` holding ``gt/gt.txt``."""
+    if (gt_root / DatasetManifest.FILE).is_file():
+        manifest = DatasetManifest.read(gt_root)
+        if not manifest.eval:
+            raise DataFormatError(gt_root / DatasetManifest.FILE, "lists no eval sequences: name the ones to score "
+                                  "(sequences=[...])")
+        return list(manifest.eval)
+    sequences = sorted(p.name for p in gt_root.iterdir() if (p / "gt" / "gt.txt").is_file())
+    if not sequences:
+        raise DataFormatError(gt_root, "no sequences: expected <seq>/gt/gt.txt folders")
+    return sequences
+
+
+def with_ground_truth(gt_root: Path, sequences: list[str]) -> list[str]:
+    """``sequences`` less those without ground truth (an unlabelled import), each named in a warning; an error naming
+    the files when none is left. A name that is not a folder of ``gt_root`` is an error (a typo)."""
+    unknown = [s for s in sequences if not (gt_root / s).is_dir()]
+    if unknown:
+        raise DataFormatError(gt_root / unknown[0], f"sequence {unknown[0]} not found")
+    missing = [s for s in sequences if not (gt_root / s / "gt" / "gt.txt").is_file()]
+    for seq in missing:
+        log.warning("not scored: sequence %s has no ground truth (%s missing)", seq, gt_root / seq / "gt" / "gt.txt")
+    if len(missing) == len(sequences):
+        raise DataFormatError(gt_root / missing[0] / "gt" / "gt.txt", f"evaluation needs ground truth, and none of "
+                              f"the sequences {missing} has any (gt/gt.txt missing)")
+    return [s for s in sequences if s not in missing]
+
+
 def load_dirs(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
               sequences: list[str] | None = None
               ) -> tuple[dict[str, MotTable], dict[str, MotTable], dict[str, int]]:
     """Read ``gt_dir/<seq>/gt/gt.txt`` and ``pred_dir/<seq>.txt`` for every sequence.
 
-    Sequences are ``sequences`` if given (names, never paths: a ``ConfigError`` naming ``sequences``), else every
-    folder of ``gt_dir`` holding ``gt/gt.txt``. A
-    sequence's number of timesteps is ``seqLength`` of ``gt_dir/<seq>/seqinfo.ini`` if that file exists
-    (rows beyond it are errors), else the last frame in its gt or pred file.
+    Sequences are ``sequences`` if given (names, never paths: a ``ConfigError`` naming ``sequences``), else
+    :func:`default_sequences` (a data set's eval split). Those without ground truth are left out with a warning
+    (:func:`with_ground_truth`). A sequence's number of timesteps is ``seqLength`` of ``gt_dir/<seq>/seqinfo.ini``
+    if that file exists (rows beyond it are errors), else the last frame in its gt or pred file.
     """
     gt_root, pred_root = Path(gt_dir), Path(pred_dir)
     if not gt_root.is_dir():
@@ -139,16 +172,15 @@ def load_dirs(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
     if not pred_root.is_dir():
         raise DataFormatError(pred_root, "prediction folder not found")
     if sequences is None:
-        sequences = sorted(p.name for p in gt_root.iterdir() if (p / "gt" / "gt.txt").is_file())
-        if not sequences:
-            raise DataFormatError(gt_root, "no sequences: expected <seq>/gt/gt.txt folders")
-        for seq in sequences:
+        sequences = default_sequences(gt_root)
+        for seq in sequences:  # names read from data: never joined to a folder unchecked
             check_name(seq, "sequence folder name", path=gt_root / seq)
     else:  # joined to both folders below: a path would read outside them
         sequences = [check_name(seq, "sequence name", key="sequences") for seq in sequences]
+    sequences = with_ground_truth(gt_root, list(sequences))
     pred_files = sorted(p for p in pred_root.glob("*.txt") if p.is_file())
     for path in pred_files:
-        if not (gt_root / path.stem / "gt" / "gt.txt").is_file():
+        if not (gt_root / path.stem).is_dir():
             raise DataFormatError(path, f"prediction for an unknown sequence: no ground truth "
                                   f"{gt_root / path.stem / 'gt' / 'gt.txt'}")
     gt: dict[str, MotTable] = {}
@@ -157,8 +189,6 @@ def load_dirs(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
     for seq in sequences:
         gt_path = gt_root / seq / "gt" / "gt.txt"
         pred_path = pred_root / f"{seq}.txt"
-        if not gt_path.is_file():
-            raise DataFormatError(gt_path, f"ground truth of sequence {seq} not found")
         if not pred_path.is_file():
             raise DataFormatError(pred_path, f"prediction file for sequence {seq} not found")
         n = _seq_length(gt_root, seq)

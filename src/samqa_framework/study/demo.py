@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def demo(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Returns ``{detector: COMBINED metrics over the evaluation sequences}``."""
-    dataset_dir = Path(cfg.dataset_dir)
+    dataset_dir = Path(cfg.paths.dataset_dir)
     with config_node(cfg, "data"):
         manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
     out_dir = Path(cfg.paths.output_dir)

@@ -258,7 +258,7 @@ class StudyJob:
         # configs are checked before anything is trained: a typo in the tracker config fails now, not in an hour
         self.tracker = instantiate_node(cfg, "tracker", _convert_="all")
         self.detector = instantiate_node(cfg, "detector", _convert_="all")
-        dataset_dir = Path(cfg.dataset_dir)
+        dataset_dir = Path(cfg.paths.dataset_dir)
         with config_node(cfg, "data"):
             manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
         trained = {key: self.train_model(name) for name, key in (method.get("needs") or {}).items()}

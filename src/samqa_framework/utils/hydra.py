@@ -33,11 +33,14 @@ def project_root() -> Path:
 
 
 def register_resolvers() -> None:
-    """``${samqa.project_root:}`` and ``${samqa.basename:PATH}``; safe to call more than once."""
+    """``${samqa.project_root:}``, ``${samqa.basename:PATH}`` and ``${samqa.stem:PATH}`` (the name without its
+    extension, of the absolute path: ``.`` is the working folder's name); safe to call more than once."""
     if not OmegaConf.has_resolver("samqa.project_root"):
         OmegaConf.register_new_resolver("samqa.project_root", lambda: str(project_root()))
     if not OmegaConf.has_resolver("samqa.basename"):
         OmegaConf.register_new_resolver("samqa.basename", lambda p: Path(str(p)).name)
+    if not OmegaConf.has_resolver("samqa.stem"):
+        OmegaConf.register_new_resolver("samqa.stem", lambda p: Path(os.path.abspath(os.path.expanduser(str(p)))).stem)
 
 
 register_resolvers()

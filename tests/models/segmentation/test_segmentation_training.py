@@ -164,7 +164,7 @@ def test_frozen_dinov2_trains_only_its_head(tiny_dinov2: Path, tiny_rats: Path) 
 def test_train_stage_segmentation_exports_a_loadable_net(compose_cfg, tmp_path: Path, tiny_rats: Path,
                                                          tiny_dinov2: Path, model: str, capsys) -> None:
     overrides = ["stage=segmentation", f"model={model}", "data.size=tiny", "logger=csv", "callbacks=none",
-                 f"dataset_dir={tiny_rats}", f"stage.image_size={SIZE}", "trainer.max_epochs=1",
+                 f"paths.dataset_dir={tiny_rats}", f"stage.image_size={SIZE}", "trainer.max_epochs=1",
                  "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "stage.datamodule.batch_size=2",
                  "stage.datamodule.num_labelled=6"]
     if model == "dinov2_linear":
