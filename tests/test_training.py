@@ -101,7 +101,7 @@ def test_resume_from_a_checkpoint_that_runs_code_is_refused(compose_cfg, tiny_ra
     marker = tmp_path / "MARKER"
     evil = write_malicious_checkpoint(tmp_path / "last.ckpt", marker, key="hyper_parameters",
                                       payload={"state_dict": {}, "epoch": 0, "global_step": 0})
-    cfg = compose_cfg("train", [*TINY, f"dataset_dir={tiny_rats}", f"ckpt_path={evil}"])
+    cfg = compose_cfg("train", [*TINY, f"paths.dataset_dir={tiny_rats}", f"ckpt_path={evil}"])
     with pytest.raises(UntrustedFileError, match=rf"last\.ckpt: .*builtins\.exec.*{TRUST_KEY}=true"):
         train(cfg)
     assert not marker.exists()

@@ -44,7 +44,7 @@ def test_an_unknown_figure_is_refused_by_name(compose_cfg, value) -> None:
 
 
 def _annotate_cfg(compose_cfg, data: Path, out: Path, *overrides: str):
-    return compose_cfg("annotate", [f"dataset_dir={data}", "data.size=tiny", "annotator=manual", "logger=csv",
+    return compose_cfg("annotate", [f"paths.dataset_dir={data}", "data.size=tiny", "annotator=manual", "logger=csv",
                                     f"out_dir={out}", "max_frames=2", *overrides])
 
 
