@@ -56,3 +56,18 @@ def tiny_rats(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny(tmp_path_factory.mktemp("data") / "synthetic_mice-tiny", "synthetic_mice")
+
+
+@pytest.fixture
+def trust_log(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
+    """``caplog`` holding ``utils.trust``'s warnings whatever earlier tests in this process did to logging (an
+    in-process app or library may reconfigure it and leave existing loggers detached)."""
+    import logging
+
+    logger = logging.getLogger("samqa_framework.utils.trust")
+    monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "propagate", False)  # the handler below gets each record once
+    caplog.set_level(logging.WARNING, logger=logger.name)
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)

@@ -91,10 +91,10 @@ def test_a_layer_outside_ultralytics_and_torch_is_refused(tmp_path: Path) -> Non
         check_architecture(arch, "a.yaml")
 
 
-def test_trusted_the_architecture_is_left_to_ultralytics(caplog: pytest.LogCaptureFixture) -> None:
+def test_trusted_the_architecture_is_left_to_ultralytics(trust_log: pytest.LogCaptureFixture) -> None:
     with trusting(True):
         check_architecture({"activation": EVIL_ACT}, "evil.yaml")  # nothing evaluated here; ultralytics would
-    assert "evil.yaml" in caplog.text and TRUST_KEY in caplog.text
+    assert "evil.yaml" in trust_log.text and TRUST_KEY in trust_log.text
 
 
 # ------------------------------------------------------------------------------------------------- .pt

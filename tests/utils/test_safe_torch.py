@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -46,17 +45,17 @@ def test_check_refuses_before_a_library_loads_the_file(tmp_path: Path) -> None:
 
 
 def test_trusted_the_file_is_unpickled_in_full_with_a_warning(tmp_path: Path,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+                                                               trust_log: pytest.LogCaptureFixture) -> None:
     marker = tmp_path / "MARKER"
     path = write_malicious_checkpoint(tmp_path / "evil.ckpt", marker)
     assert not trusted()
-    with trusting(True), caplog.at_level(logging.WARNING):
+    with trusting(True):
         assert trusted()
         assert torch.equal(load_torch_file(path)["weight"], torch.zeros(2))
         assert check_torch_file(path) is False  # Lightning is then told weights_only=False
     assert not trusted()
     assert marker.exists()  # what trusting means: the file's code ran
-    assert f"{TRUST_KEY}=true" in caplog.text and "evil.ckpt" in caplog.text
+    assert f"{TRUST_KEY}=true" in trust_log.text and "evil.ckpt" in trust_log.text
 
 
 def test_an_unreadable_file_is_a_data_format_error(tmp_path: Path) -> None:
