@@ -79,19 +79,34 @@ class ParetoReport(Callback):
             return []
         results = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
         best = results.get("solutions") or []
-        front = [{"params": {k: v for k, v in b["params"].items()}, "values": [float(v) for v in b["values"]]}
-                 for b in best]
+        # NSGA-II's offspring often repeat a parent's settings, and a trial's result is deterministic: one row per
+        # distinct setting, with how many trials ran it.
+        front: list[dict[str, Any]] = []
+        for b in best:
+            params = dict(b["params"])
+            same = next((t for t in front if t["params"] == params), None)
+            if same is not None:
+                same["trials"] += 1
+            else:
+                front.append({"params": params, "values": [float(v) for v in b["values"]], "trials": 1})
         sign = -1 if self.directions[0] == "maximize" else 1
         return sorted(front, key=lambda t: sign * t["values"][0])
 
 
 def markdown_front(objectives: Sequence[str], front: Sequence[dict[str, Any]]) -> str:
     keys = sorted({k for t in front for k in t["params"]})
-    lines = ["| " + " | ".join([*keys, *objectives]) + " |", "|" + "---|" * (len(keys) + len(objectives))]
+    lines = ["| " + " | ".join([*keys, *objectives, "trials"]) + " |",
+             "|" + "---|" * (len(keys) + len(objectives) + 1)]
     for t in front:
-        cells = [str(t["params"].get(k, "")) for k in keys] + [f"{v:.4g}" for v in t["values"]]
+        cells = ([_cell(t["params"].get(k, "")) for k in keys] + [f"{v:.4g}" for v in t["values"]]
+                 + [str(t.get("trials", 1))])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    """A swept value as a person reads it: floats to 3 significant digits (the search's own precision is noise)."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def plot_front(path: Path, objectives: Sequence[str], directions: Sequence[str], trials: Sequence[dict[str, Any]],
