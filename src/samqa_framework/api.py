@@ -9,10 +9,10 @@
 Each task takes a composed config (``DictConfig``) or a list of overrides of its primary config (``conf/<task>.yaml``)
 and returns the task's own result (``generate``: the data set's folder; ``evaluate``: metrics per sequence; ``train``:
 metrics and the exported model; ``annotate``: one result per sequence; ``study``: the job's row; ``demo``: metrics per
-simulated detector; ``export``: the folder written). The apps (``samqa-<task>``) run the same functions and return
-:func:`objective` to Hydra's sweepers. The package root re-exports :func:`compose` and :func:`run`
-(``samqa_framework.compose``); the tasks keep their names here only, where they do not clash with the subpackages
-(``samqa_framework.annotate``...).
+simulated detector; ``export``: the folder written; ``review``: the label set reviewed). The apps (``samqa-<task>``) run
+the same functions and return :func:`objective` to Hydra's sweepers. The package root re-exports :func:`compose` and
+:func:`run` (``samqa_framework.compose``); the tasks keep their names here only, where they do not clash with the
+subpackages (``samqa_framework.annotate``...).
 
 Nothing heavy is imported until a task runs.
 """
@@ -30,14 +30,14 @@ from samqa_framework.utils.errors import TRUST_KEY
 from samqa_framework.utils.hydra import compose
 from samqa_framework.utils.trust import trusting
 
-__all__ = ["TASKS", "annotate", "compose", "demo", "evaluate", "export", "generate", "objective", "run", "run_app",
-           "study", "train"]
+__all__ = ["TASKS", "annotate", "compose", "demo", "evaluate", "export", "generate", "objective", "review", "run",
+           "run_app", "study", "train"]
 
 # task -> the module holding `<task>(cfg)` and `objective(cfg, result)` (absent: the app returns None)
 TASKS = {"generate": "samqa_framework.data.task", "evaluate": "samqa_framework.evaluate.task",
          "train": "samqa_framework.training", "annotate": "samqa_framework.annotate.task",
          "study": "samqa_framework.study.task", "demo": "samqa_framework.study.demo",
-         "export": "samqa_framework.annotate.export"}
+         "export": "samqa_framework.annotate.export", "review": "samqa_framework.annotate.review.task"}
 
 Config = DictConfig | Sequence[str] | None
 
@@ -53,8 +53,9 @@ def _config(task: str, cfg: Config) -> DictConfig:
 
 
 def run(task: str, cfg: Config = None) -> Any:
-    """Run ``task`` (``generate``, ``evaluate``, ``train``, ``annotate``, ``study``, ``demo``, ``export``) on a composed
-    config or on overrides of its primary config; returns the task's result. Bad input raises (``SamqaError``...).
+    """Run ``task`` (``generate``, ``evaluate``, ``train``, ``annotate``, ``study``, ``demo``, ``export``, ``review``)
+    on a composed config or on overrides of its primary config; returns the task's result. Bad input raises
+    (``SamqaError``...).
 
     The whole task loads checkpoints as ``trust_checkpoint`` says (``utils.trust``; off where a config lacks it)."""
     module = _module(task)
@@ -109,3 +110,9 @@ def study(cfg: Config = None) -> dict[str, Any]:
 def demo(cfg: Config = None) -> dict[str, dict[str, float]]:
     """ByteTrack on simulated detectors of growing noise; the combined metrics per detector."""
     return run("demo", cfg)
+
+
+def review(cfg: Config = None) -> Path:
+    """Serve the labels of ``cfg.labels`` on the review page until Ctrl-C (or ``cfg.serve_seconds``); returns the
+    label set's folder. Fixes are journaled in its label store and its label files rebuilt."""
+    return run("review", cfg)

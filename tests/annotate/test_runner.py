@@ -143,9 +143,9 @@ def test_a_run_reads_its_store_once_and_decodes_no_stored_mask(seq: Sequence, tm
     decoded: list[object] = []
     real_records, real_decode = LabelStore.records, rle.decode
 
-    def records(store: LabelStore):
+    def records(store: LabelStore, corrected: bool = False):
         passes.append(1)
-        return real_records(store)
+        return real_records(store, corrected)
 
     monkeypatch.setattr(LabelStore, "records", records)
     monkeypatch.setattr(rle, "decode", lambda r: decoded.append(r) or real_decode(r))

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samqa_framework.annotate.store import LabelStore
+from samqa_framework.annotate.store import ANSWERS, LabelStore
 from samqa_framework.data import rle
 from samqa_framework.utils.errors import DataFormatError
 from tests.annotate.helpers import stored_labels
@@ -70,3 +70,52 @@ def test_frames_out_of_order_name_the_line(tmp_path: Path) -> None:
     store.append(stored_labels(3))
     with pytest.raises(DataFormatError, match=r"labels.jsonl:2: frame 3 where frame 2 was expected"):
         list(store.records())
+
+
+def test_answers_journal_survives_a_torn_line_and_the_last_answer_wins(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path, {})
+    store.append_answer(1, {2: np.array([1, 2, 3, 4.5]), 1: np.array([5, 6, 7, 8])}, by="person")
+    with open(tmp_path / ANSWERS, "a", encoding="utf-8") as fh:  # killed in the middle of the next answer
+        fh.write('{"frame": 9, "by": "per')
+    assert list(store.answers()) == [1]
+    store.append_answer(5, {1: np.array([0, 0, 2, 2])}, by="oracle")
+    store.append_answer(1, {1: np.array([1, 1, 9, 9])}, by="person")
+    answers = LabelStore(tmp_path, {}).answers()
+    assert sorted(answers) == [1, 5]
+    np.testing.assert_array_equal(answers[1][1], [1, 1, 9, 9])
+    assert len((tmp_path / ANSWERS).read_text().splitlines()) == 3  # the torn line was cut, not glued to
+
+
+def test_corrections_apply_in_order_and_leave_the_records_as_made(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path, {})
+    for f in (1, 2, 3, 4):
+        store.append(stored_labels(f))
+    raw = store.path.read_bytes()
+    store.append_correction({"op": "box", "frame": 3, "id": 1, "box": [1, 1, 5.5, 6]})
+    store.append_correction({"op": "swap", "frame": 2, "ids": [1, 2]})
+    store.append_correction({"op": "remove", "frame": 4, "id": 1})
+    assert store.path.read_bytes() == raw
+    got = {g.frame: {i.track_id: (i.box.tolist(), i.source, i.has_mask) for i in g.instances}
+           for g in store.records(corrected=True)}
+    first = stored_labels(1).instances[0].box.tolist()
+    assert got[1] == {1: (first, "auto", True), 2: ([10, 1, 15, 6], "manual", False)}  # before the swap's frame
+    assert got[2][2][1:] == ("auto", True) and got[2][1] == ([10, 1, 15, 6], "manual", False)
+    assert got[3] == {1: ([10, 1, 15, 6], "manual", False), 2: ([1, 1, 5.5, 6], "manual", False)}  # fixed, swapped
+    assert set(got[4]) == {2} and got[4][2][1] == "auto"  # id 1 (the former 2) removed on frame 4
+    assert [i.track_id for i in store.record(3).instances] == [1, 2]
+    assert store.record(3, corrected=True).by_id()[2].box.tolist() == [1, 1, 5.5, 6]
+    assert store.record(5) is None and store.count() == 4
+
+
+@pytest.mark.parametrize(("op", "reason"), [
+    ({"op": "swap", "frame": 2, "ids": [1, 1]}, "two different identities"),
+    ({"op": "box", "frame": 0, "id": 1, "box": [0, 0, 1, 1]}, "frame must be"),
+    ({"op": "box", "frame": 1, "id": 1, "box": [3, 0, 1, 1]}, "not x1 < x2"),
+    ({"op": "box", "frame": 1, "id": 1, "box": [0, 0, "1", 1]}, "numbers"),
+    ({"op": "rename", "frame": 1}, "op must be one of"),
+])
+def test_a_bad_correction_is_refused_with_its_reason_and_not_journaled(tmp_path: Path, op: dict, reason: str) -> None:
+    store = LabelStore(tmp_path, {})
+    with pytest.raises(ValueError, match=reason):
+        store.append_correction(op)
+    assert store.corrections() == []

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from samqa_framework.data import rle
 from samqa_framework.data.sequence import Sequence
+
+if TYPE_CHECKING:  # the store imports this module
+    from samqa_framework.annotate.store import LabelStore
 
 SOURCES = ("auto", "recovered", "manual")
 
@@ -141,6 +145,9 @@ class Annotator(abc.ABC):
         self.next_id = 1
         if self.num_animals is None and num_animals is not None:
             self.num_animals = int(num_animals)
+
+    def attach(self, store: LabelStore) -> None:  # noqa: B027 - optional hook
+        """Called once per run after :meth:`start`, with the sequence's label store (before any replay)."""
 
     @abc.abstractmethod
     def step(self, frame: int, image: np.ndarray) -> FrameLabels:

@@ -5,6 +5,9 @@
   ``<queue_dir>/<sequence>/requests.json`` with a preview image each; the run stops (:class:`PromptsNeeded`),
   the person writes boxes to ``<queue_dir>/<sequence>/answers.json`` and runs the same command
   again, which resumes at that frame.
+- ``WebPrompts``: a person answers on a local web page that the annotation process serves itself
+  (``annotate/review/``) and annotation goes on in the same process; with ``answer_by="oracle"`` the ground truth
+  answers through the same HTTP API. Each answer is journaled in the label store before it is used.
 """
 
 from __future__ import annotations
@@ -12,17 +15,25 @@ from __future__ import annotations
 import abc
 import json
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from samqa_framework.annotate.base import FrameLabels
 from samqa_framework.annotate.ground_truth import GroundTruthFrames
+from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.sequence import Sequence
-from samqa_framework.utils.errors import DataFormatError, SamqaError
+from samqa_framework.utils.errors import ConfigError, DataFormatError, SamqaError
 from samqa_framework.utils.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from samqa_framework.annotate.review.client import OracleClient
+    from samqa_framework.annotate.review.server import PageServer
+    from samqa_framework.annotate.review.session import ReviewSession
 
 
 class PromptsNeeded(SamqaError):
@@ -43,9 +54,15 @@ class PromptProvider(abc.ABC):
     def start(self, sequence: Sequence) -> None:  # noqa: B027 - optional hook
         """Bind to the sequence being annotated."""
 
+    def attach(self, store: LabelStore) -> None:  # noqa: B027 - optional hook
+        """Called once per run after :meth:`start`, with the sequence's label store."""
+
     @abc.abstractmethod
     def boxes(self, frame: int, image: np.ndarray, current: FrameLabels | None = None) -> dict[int, np.ndarray]:
         """Manual boxes of every visible animal of ``frame``. ``current``: the method's failed labels (context)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what :meth:`attach` started (called when the run of a sequence ends, however it ends)."""
 
 
 class OraclePrompts(PromptProvider):
@@ -63,6 +80,33 @@ class OraclePrompts(PromptProvider):
         return self._gt.boxes(frame)
 
 
+def parse_boxes(items: Any, width: int, height: int) -> dict[int, np.ndarray]:
+    """``[{"id": <int>, "box": [x1, y1, x2, y2]}, ...]`` (a person's answer) as boxes by identity; a ValueError
+    says what is wrong (malformed entry, a box that is not x1 < x2, y1 < y2 or lies outside the frame)."""
+    try:
+        if not isinstance(items, list):
+            raise TypeError(f"expected a list, got {type(items).__name__}")
+        boxes = {}
+        for item in items:
+            track_id = item["id"]
+            if not isinstance(track_id, int) or isinstance(track_id, bool) or track_id < 1:
+                raise ValueError(f"id must be an identity >= 1, got {track_id!r}")
+            if track_id in boxes:
+                raise ValueError(f"id {track_id} has two boxes")
+            if not isinstance(item["box"], list | tuple):
+                raise TypeError(f"box must be a list, got {type(item['box']).__name__}")
+            boxes[track_id] = np.asarray([float(v) for v in item["box"]], dtype=np.float64)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"malformed entry ({exc.__class__.__name__}: {exc}); expected a list of "
+                         '{"id": <int>, "box": [x1, y1, x2, y2]}') from None
+    for track_id, box in boxes.items():
+        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError(f"id {track_id}: box {box.tolist()} is not x1 < x2, y1 < y2")
+        if box[0] < -1 or box[1] < -1 or box[2] > width + 1 or box[3] > height + 1:
+            raise ValueError(f"id {track_id}: box {box.tolist()} lies outside the {width}x{height} frame")
+    return boxes
+
+
 def _parse_answers(path: Path, width: int, height: int) -> dict[int, dict[int, np.ndarray]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -72,20 +116,10 @@ def _parse_answers(path: Path, width: int, height: int) -> dict[int, dict[int, n
         raise DataFormatError(path, 'expected {"<frame>": [{"id": <int>, "box": [x1, y1, x2, y2]}, ...]}')
     answers: dict[int, dict[int, np.ndarray]] = {}
     for key, items in data.items():
-        where = f"frame {key}"
         try:
-            frame = int(key)
-            boxes = {int(item["id"]): np.asarray([float(v) for v in item["box"]], dtype=np.float64) for item in items}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataFormatError(path, f"{where}: malformed entry ({exc.__class__.__name__}: {exc}); expected a list "
-                                  'of {"id": <int>, "box": [x1, y1, x2, y2]}') from None
-        for track_id, box in boxes.items():
-            if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
-                raise DataFormatError(path, f"{where}, id {track_id}: box {box.tolist()} is not x1 < x2, y1 < y2")
-            if box[0] < -1 or box[1] < -1 or box[2] > width + 1 or box[3] > height + 1:
-                raise DataFormatError(path, f"{where}, id {track_id}: box {box.tolist()} lies outside the "
-                                      f"{width}x{height} frame")
-        answers[frame] = boxes
+            answers[int(key)] = parse_boxes(items, width, height)
+        except ValueError as exc:
+            raise DataFormatError(path, f"frame {key}: {exc}") from None
     return answers
 
 
@@ -128,3 +162,78 @@ class QueuePrompts(PromptProvider):
         atomic_write_json(self.requests_path, {"frame": frame, "preview": preview.name, "proposed": proposed,
                                                "answer_in": self.answers_path.name})
         raise PromptsNeeded(frame, self.requests_path, self.answers_path)
+
+
+ANSWERERS = ("person", "oracle")
+
+
+class WebPrompts(PromptProvider):
+    """A person answers on a local web page (``annotate/review/``) served by the annotation process itself.
+
+    When a frame needs a person, the page shows it with the proposed masks and boxes, the previous frame's labels and
+    the checks that failed; the answer is journaled in the label store (``answers.jsonl``) before the annotator uses
+    it, so a run killed right after an answer resumes with it. ``host`` / ``port`` (0: a free port) say where the page
+    is served; ``token`` (None: a random one) must come with every request; ``max_body_bytes`` caps a request's body.
+    ``answer_by="oracle"``: the ground truth answers through the same HTTP API (experiments use the web path).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 max_body_bytes: int = 65536, answer_by: str = "person") -> None:
+        if answer_by not in ANSWERERS:
+            raise ConfigError("answer_by", f"must be one of {list(ANSWERERS)}, got {answer_by!r}")
+        if not 0 <= int(port) < 65536:
+            raise ConfigError("port", f"must be a TCP port (0: a free one), got {port}")
+        if int(max_body_bytes) < 1024:
+            raise ConfigError("max_body_bytes", f"must be at least 1024, got {max_body_bytes}")
+        self.host, self.port, self.max_body_bytes, self.answer_by = str(host), int(port), int(max_body_bytes), answer_by
+        self.token = token or secrets.token_urlsafe(24)
+        self.sequence: Sequence | None = None
+        self.session: ReviewSession | None = None
+        self.server: PageServer | None = None
+        self.url = ""
+        self._client: OracleClient | None = None
+        self._answered: dict[int, dict[int, np.ndarray]] = {}
+
+    def start(self, sequence: Sequence) -> None:
+        self.close()
+        self.sequence = sequence
+
+    def attach(self, store: LabelStore) -> None:
+        # imported here: the web server's libraries load only when a page is served
+        from samqa_framework.annotate.review.app import build_app
+        from samqa_framework.annotate.review.client import OracleClient
+        from samqa_framework.annotate.review.server import PageServer
+        from samqa_framework.annotate.review.session import ReviewSession
+
+        if self.sequence is None:
+            raise RuntimeError("WebPrompts.start(sequence) was not called")
+        self._answered = store.answers()  # journaled before a crash: used instead of asking again
+        self.session = ReviewSession(store, self.sequence, self.sequence.info.seq_length, live=True,
+                                     answered_by=self.answer_by)
+        self.server = PageServer(build_app(self.session, self.token, self.max_body_bytes), self.host, self.port)
+        self.url = self.server.start()
+        print(f"review page ({self.sequence.name}, questions answered by the {self.answer_by}): "
+              f"{self.url}/?token={self.token}", flush=True)
+        if self.answer_by == "oracle":
+            oracle = OraclePrompts()
+            oracle.start(self.sequence)
+            self._client = OracleClient(self.url, self.token, lambda frame: oracle.boxes(frame, np.zeros(0)),
+                                        on_error=self.session.close)
+            self._client.start()
+
+    def boxes(self, frame: int, image: np.ndarray, current: FrameLabels | None = None) -> dict[int, np.ndarray]:
+        if frame in self._answered:
+            return self._answered.pop(frame)
+        if self.session is None:
+            raise RuntimeError("WebPrompts.attach(store) was not called")
+        return self.session.ask(frame, image, current)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.stop()
+            self._client = None
+        if self.session is not None:
+            self.session.close()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None

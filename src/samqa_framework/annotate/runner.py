@@ -57,16 +57,17 @@ def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | o
     total = sequence.info.seq_length if max_frames is None else min(int(max_frames), sequence.info.seq_length)
     annotator.start(sequence, num_animals)
     store = LabelStore(out_dir, fingerprint)  # after start: a method that cannot run here leaves no store behind
-    done = 0
-    for labels in store.records():
-        if done >= total:
-            break
-        annotator.commit(labels)
-        done += 1
-    if done:
-        log.info("%s: resuming %s at frame %d of %d", annotator.name, sequence.name, done + 1, total)
     interventions = 0
-    try:
+    done = 0
+    try:  # from attach on, the annotator is closed whatever happens (a prompt provider's server stops with the run)
+        annotator.attach(store)
+        for labels in store.records():
+            if done >= total:
+                break
+            annotator.commit(labels)
+            done += 1
+        if done:
+            log.info("%s: resuming %s at frame %d of %d", annotator.name, sequence.name, done + 1, total)
         bar = tqdm(total=total, initial=done, desc=f"{annotator.name} {sequence.name}", unit="frame",
                    disable=not progress, dynamic_ncols=True)
         with bar:
@@ -84,13 +85,14 @@ def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | o
     if done < total:  # the decoder ran out before the frame count the sequence (and its ground truth) claim
         raise DataFormatError(getattr(frames, "path", sequence.root), f"video ended after {done} frames; "
                               f"{sequence.name} should have {total} (labels up to frame {done} are kept)")
-    return _finish(store, sequence, annotator.name, total, overlay)
+    return finish_labels(store, sequence, annotator.name, total, overlay)
 
 
-def _finish(store: LabelStore, sequence: Sequence, name: str, total: int, overlay: bool) -> AnnotationResult:
-    """One pass over the store's first ``total`` frames: the label set's export, the costs, the label quality
-    (``label_quality.json`` / ``.md``, when the sequence has ground truth) and the overlay video, together.
-    Masks stay encoded except where the overlay draws them."""
+def finish_labels(store: LabelStore, sequence: Sequence, name: str, total: int, overlay: bool = False
+                  ) -> AnnotationResult:
+    """One pass over the store's first ``total`` frames, corrections applied: the label set's export, the costs, the
+    label quality (``label_quality.json`` / ``.md``, when the sequence has ground truth) and the overlay video,
+    together. Masks stay encoded except where the overlay draws them. The review page calls it after each fix."""
     counts = {"prompts": 0, "interventions": 0, "recoveries": 0}
     stored = 0
     gt = GroundTruthFrames(sequence) if sequence.gt_path.is_file() else None
@@ -101,7 +103,7 @@ def _finish(store: LabelStore, sequence: Sequence, name: str, total: int, overla
         video = (stack.enter_context(VideoWriter(store.root / "overlay.mp4", fps=info.frame_rate,
                                                  size=(info.width, info.height))) if overlay else None)
         images = sequence.frames().iter_range(0, total) if overlay else None
-        for labels in store.records():
+        for labels in store.records(corrected=True):
             if labels.frame > total:
                 break
             stored += 1

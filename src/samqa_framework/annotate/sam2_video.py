@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from samqa_framework.annotate.base import Annotator, FrameLabels, Instance, instance_from_mask
 from samqa_framework.annotate.prompts import PromptProvider
+from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.sequence import Sequence
 from samqa_framework.models.sam2.video_tracker import Sam2ChunkTracker
 from samqa_framework.utils.errors import ConfigError, DataFormatError
@@ -131,6 +132,10 @@ class Sam2VideoAnnotator(Annotator):
         return FrameLabels(frame, instances, prompts=self._prompted if prompted else 0,
                            interventions=int(prompted))
 
+    def attach(self, store: LabelStore) -> None:
+        self.prompts.attach(store)
+
     def close(self) -> None:
         self._close_chunk()
+        self.prompts.close()
 

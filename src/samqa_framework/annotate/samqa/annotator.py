@@ -14,6 +14,7 @@ from samqa_framework.annotate.prompts import PromptProvider
 from samqa_framework.annotate.samqa.checks import failing_ids
 from samqa_framework.annotate.samqa.cleanup import CleanupParams, clean_mask, separate_masks
 from samqa_framework.annotate.samqa.recovery import recovery_prompt
+from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.sequence import Sequence
 from samqa_framework.utils.errors import ConfigError
 
@@ -82,6 +83,12 @@ class SamQaAnnotator(Annotator):
         self.reference_area: dict[int, float] = {}
         self.last_manual = 0
         self.last_seen: dict[int, tuple[int, np.ndarray]] = {}  # identity -> (frame, box) where last labelled
+
+    def attach(self, store: LabelStore) -> None:
+        self.prompts.attach(store)
+
+    def close(self) -> None:
+        self.prompts.close()
 
     # -- state (rebuilt from the store on resume) --------------------------------------------------------------
     def commit(self, labels: FrameLabels) -> None:
