@@ -45,3 +45,24 @@ def test_missing_markers_are_an_error_naming_the_file(tmp_path: Path) -> None:
     readme.write_text("no markers\n")
     run = _run("--results", str(results), "--block", "table2", "--readme", str(readme))
     assert run.returncode != 0 and str(readme) in run.stderr and readme.read_text() == "no markers\n"
+
+
+def test_a_pareto_block_shows_the_sweeps_front_and_copies_its_plot(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    front = [{"params": {"qa.overlap_thresh": 0.3071, "qa.refine_passes": "0"}, "values": [0.909, 1.2], "trials": 2}]
+    trials = [{"number": 0, "params": {}, "values": [0.909, 1.2]}, {"number": 1, "params": {}, "values": None},
+              {"number": 2, "params": {}, "values": [0.85, 3.0]}]
+    (sweep / "pareto.json").write_text(json.dumps({
+        "objectives": ["mean_box_iou", "interventions_per_100_frames"], "directions": ["maximize", "minimize"],
+        "trials": trials, "pareto_front": front}))
+    (sweep / "pareto.png").write_bytes(b"\x89PNG fake")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- qa_pareto_rats:begin -->\nold\n<!-- qa_pareto_rats:end -->\n")
+    run = _run("--results", str(sweep / "pareto.json"), "--block", "qa_pareto_rats", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "old" not in text and "| 0.307 | 0 | 0.909 | 1.2 | 2 |" in text
+    assert "1 settings on the front of 2 finished trials" in text
+    assert "![qa_pareto_rats](docs/qa_pareto_rats.png)" in text
+    assert (tmp_path / "docs" / "qa_pareto_rats.png").read_bytes() == b"\x89PNG fake"
