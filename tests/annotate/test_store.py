@@ -70,3 +70,27 @@ def test_frames_out_of_order_name_the_line(tmp_path: Path) -> None:
     store.append(stored_labels(3))
     with pytest.raises(DataFormatError, match=r"labels.jsonl:2: frame 3 where frame 2 was expected"):
         list(store.records())
+
+
+def test_a_second_writer_process_is_refused_at_once_and_after_close_may_resume(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom samqa_framework.annotate.store import LabelStore\n"
+            "LabelStore(sys.argv[1], {'method': 'samqa'})\n")
+    with LabelStore(tmp_path, {"method": "samqa"}) as store:
+        store.append(stored_labels(1))
+        run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                             check=False)
+        assert run.returncode != 0 and "LockedError" in run.stderr
+        assert "this label store is being written by another process (pid" in run.stderr
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert [f.frame for f in LabelStore.read(tmp_path).records()] == [1]
+
+
+def test_a_truncated_store_json_names_the_file(tmp_path: Path) -> None:
+    LabelStore(tmp_path, {"method": "samqa"}).close()
+    (tmp_path / "store.json").write_text('{"fingerprint": {"meth')
+    with pytest.raises(DataFormatError, match=r"store.json: not a store.json"):
+        LabelStore(tmp_path, {"method": "samqa"})
