@@ -73,6 +73,51 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_files(folder: str | os.PathLike[str], unit: str) -> Iterator[Path]:
+    """Write several files of ``folder`` as one unit (``metrics.json`` / ``.csv`` / ``.md``): the block writes them
+    into a temporary folder, which is renamed to ``.<unit>.commit`` when the block succeeds (the commit point: one
+    folder rename) and then emptied into ``folder``, file by file.
+
+    An exception in the block, or a kill before the commit, leaves the old set as it was (the temporary is deleted
+    now or by the next write of the unit); a kill after the commit leaves ``.<unit>.commit``, which the next write of
+    the unit (or :func:`recover_files`) finishes moving first, so the files in place are never a mix of two writes
+    once a writer has looked at the folder. Files already in ``folder`` that the block did not write stay.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    recover_files(folder, unit)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{unit}.", suffix=".tmp", dir=folder))
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        yield tmp
+        for entry in tmp.iterdir():  # durable before the commit: a crash after it must find whole files
+            with open(entry, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, folder / f".{unit}.commit")
+    except BaseException:
+        _rmtree(tmp)
+        raise
+    _roll_forward(folder, folder / f".{unit}.commit")
+
+
+def recover_files(folder: str | os.PathLike[str], unit: str) -> None:
+    """Finish a write of ``unit`` (:func:`atomic_files`) that a crash interrupted after its commit, and delete the
+    temporary folders of writes that never committed."""
+    folder = Path(folder)
+    commit = folder / f".{unit}.commit"
+    if commit.is_dir():
+        _roll_forward(folder, commit)
+    for tmp in folder.glob(f".{unit}.*.tmp"):
+        _rmtree(tmp)
+
+
+def _roll_forward(folder: Path, commit: Path) -> None:
+    for entry in sorted(commit.iterdir()):
+        os.replace(entry, folder / entry.name)
+    commit.rmdir()
+
+
 def _rmtree(path: Path) -> None:
     import shutil
 

@@ -1,0 +1,65 @@
+"""utils/io.py: several files written as one unit (atomic_files), and its recovery after a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from samqa_framework.utils.io import atomic_files, recover_files
+
+
+def _write_set(folder: Path, tag: str, fail_after: int | None = None) -> None:
+    with atomic_files(folder, "m") as tmp:
+        for i, name in enumerate(("a.json", "b.csv", "c.md")):
+            if fail_after is not None and i == fail_after:
+                raise RuntimeError("injected")
+            (tmp / name).write_text(f"{tag} {name}\n")
+
+
+def _contents(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() if p.is_file() else "<folder>" for p in sorted(folder.iterdir())}
+
+
+def test_a_set_lands_together_and_keeps_other_files(tmp_path: Path):
+    (tmp_path / "keep.txt").write_text("user\n")
+    _write_set(tmp_path, "one")
+    assert _contents(tmp_path) == {"a.json": "one a.json\n", "b.csv": "one b.csv\n", "c.md": "one c.md\n",
+                                   "keep.txt": "user\n"}
+
+
+@pytest.mark.parametrize("fail_after", [0, 1, 2])
+def test_a_failure_between_the_files_leaves_the_old_set(tmp_path: Path, fail_after: int):
+    _write_set(tmp_path, "old")
+    before = _contents(tmp_path)
+    with pytest.raises(RuntimeError, match="injected"):
+        _write_set(tmp_path, "new", fail_after=fail_after)
+    assert _contents(tmp_path) == before  # the old three, and no temporary left behind
+
+
+def test_a_crash_before_the_commit_is_cleaned_by_the_next_write(tmp_path: Path):
+    _write_set(tmp_path, "old")
+    orphan = tmp_path / ".m.x1y2.tmp"  # what a kill -9 inside the block leaves
+    orphan.mkdir()
+    (orphan / "a.json").write_text("half")
+    assert _contents(tmp_path)["a.json"] == "old a.json\n" and orphan.name in _contents(tmp_path)
+    _write_set(tmp_path, "new")
+    assert _contents(tmp_path) == {"a.json": "new a.json\n", "b.csv": "new b.csv\n", "c.md": "new c.md\n"}
+
+
+def test_a_crash_after_the_commit_is_finished_by_recovery(tmp_path: Path):
+    _write_set(tmp_path, "old")
+    commit = tmp_path / ".m.commit"  # a kill after the commit, with one file of three moved already
+    commit.mkdir()
+    (tmp_path / "a.json").write_text("new a.json\n")
+    for name in ("b.csv", "c.md"):
+        (commit / name).write_text(f"new {name}\n")
+    recover_files(tmp_path, "m")
+    assert _contents(tmp_path) == {"a.json": "new a.json\n", "b.csv": "new b.csv\n", "c.md": "new c.md\n"}
+
+
+def test_units_of_other_names_are_left_alone(tmp_path: Path):
+    other = tmp_path / ".n.commit"
+    other.mkdir()
+    _write_set(tmp_path, "one")
+    assert other.is_dir()
