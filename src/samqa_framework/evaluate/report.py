@@ -37,7 +37,9 @@ def _columns(metrics: Metrics) -> list[str]:
     return [k for k in METRIC_KEYS if k in seen] + [k for k in seen if k not in METRIC_KEYS]
 
 
-def _rounded(key: str, value: float, decimals: int) -> float | int:
+def _rounded(key: str, value: float | None, decimals: int) -> float | int | None:
+    if value is None:  # n/a: a sequence with an empty ground truth
+        return None
     if key in COUNT_KEYS or isinstance(value, int):
         return int(value)
     return round(float(value), decimals)
