@@ -107,9 +107,9 @@ def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
              image_size: tuple[int, int] | None = None) -> MotTable:
     """Read and validate a MOT file.
 
-    Raises DataFormatError naming the file and line for: bytes that are not UTF-8, a wrong column count (not 6-10, or differing
-    between rows), a non-number, NaN or infinite values, non-positive width/height, a frame below 1 or
-    above ``num_frames``, or a repeated (frame, id) pair. ``image_size`` = (width, height) also checks
+    Raises DataFormatError naming the file and line for: bytes that are not UTF-8, a wrong column count (not
+    6-10, or differing between rows), a non-number, NaN or infinite values, non-positive width/height, a frame
+    below 1 or above ``num_frames``, or a repeated (frame, id) pair. ``image_size`` = (width, height) also checks
     that every box touches the image.
     """
     path = Path(path)
