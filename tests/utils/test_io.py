@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from samqa_framework.utils.io import atomic_files, recover_files
+from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.io import atomic_files, check_output_folder, recover_files
 
 
 def _write_set(folder: Path, tag: str, fail_after: int | None = None) -> None:
@@ -63,3 +64,12 @@ def test_units_of_other_names_are_left_alone(tmp_path: Path):
     other.mkdir()
     _write_set(tmp_path, "one")
     assert other.is_dir()
+
+
+def test_an_output_folder_under_a_file_names_the_key(tmp_path: Path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"config key 'out_dir': .*file/a/b lies under .*file, which is a file"):
+        check_output_folder("out_dir", tmp_path / "file" / "a" / "b")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_output_folder("out_dir", tmp_path / "file")
+    assert check_output_folder("out_dir", tmp_path / "new" / "x") == tmp_path / "new" / "x"

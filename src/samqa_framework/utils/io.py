@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Self
 
+from samqa_framework.utils.errors import ConfigError
+
 # mkstemp/mkdtemp create 0600/0700 entries; without this, every file we "atomically" write would end up
 # private to its owner instead of following the umask like an ordinary open() would. Read once at import
 # (os.umask can only be read by setting it).
@@ -46,6 +48,20 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -
     with atomic_open(path, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=indent)
         fh.write("\n")
+
+
+def check_output_folder(key: str, path: str | os.PathLike[str]) -> Path:
+    """``path`` (config key ``key``) as a folder a task can write: it, or the nearest of its parents that exists, is a
+    folder. Checked before any work, so an ``out_dir`` under a regular file fails now, naming the key, not after an
+    hour of evaluation or training."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"lies under {candidate}, which is a file"
+                raise ConfigError(key, f"{path} {where}, not a folder: choose another {key}")
+            break
+    return path
 
 
 @contextlib.contextmanager
