@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from samqa_framework import api
 from samqa_framework.data.sequence import DatasetManifest
 from samqa_framework.utils.hydra import run_task
+from samqa_framework.utils.locks import LOCK_FILE
 from tests.conftest import build_tiny
 
 # Every task's run lands in the case's run folder: its Hydra folder, outputs/ (paths.root_dir), W&B off.
@@ -23,7 +24,7 @@ TASK_DEFAULTS = {
     "generate": [],
     "evaluate": ["logger=csv"],
     "annotate": ["logger=csv", "progress=false"],
-    "train": ["logger=csv", "trainer.enable_progress_bar=false"],
+    "train": ["logger=csv"],
     "study": ["logger=csv", "progress=false", "experiment=study_smoke", "study.continue_on_error=false"],
     "export": [],
 }
@@ -41,7 +42,8 @@ def run_as_app(task: str, cfg: DictConfig) -> object:
 
 
 def snapshot(root: Path, skip: Path | None = None) -> dict[str, str]:
-    """Every entry under ``root`` (but ``skip``): file -> content hash, link -> target, folder -> ``<dir>``."""
+    """Every entry under ``root`` (but ``skip``): file -> content hash, link -> target, folder -> ``<dir>``, a folder
+    lock's file (``utils.locks``) -> ``<lock>``."""
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
@@ -57,6 +59,8 @@ def snapshot(root: Path, skip: Path | None = None) -> dict[str, str]:
                 out[rel] = f"-> {os.readlink(path)}"
             elif path.is_dir():
                 out[rel] = "<dir>"
+            elif name == LOCK_FILE:  # a lock file names its last holder: the lock itself, not data, so its existence
+                out[rel] = "<lock>"
             else:
                 out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
