@@ -456,6 +456,13 @@ STUDY = [
                                                "study.cache_dir={d}/in/afile/cache"),
          r"config key 'study\.cache_dir'"),
     Case("max_frames_negative", "study", st(None, "max_frames=-5"), r"config key 'max_frames'"),
+    Case("detector_weights_missing", "study", st(None, "detector.model={d}/in/none.pt"), r"{d}/in/none\.pt"),
+    Case("detector_weights_garbage", "study", st(lambda d: _write(d / "in" / "junk.pt", b"\x80\x02junk" * 9),
+                                                 "detector.model={d}/in/junk.pt"),
+         r"{d}/in/junk\.pt"),
+    Case("unknown_data_size", "study", st(None, "data.size=huge"), r"config key 'data\.size'"),
+    Case("training_gt_damaged", "study", st(lambda d: _append(_gt(d, TRAIN), b"1,1,1,1,1\n")),
+         rf"{{d}}/in/data/{TRAIN}/gt/gt\.txt:\d+: expected 6 to 10 columns"),
 ]
 
 CASES = EVALUATE + GENERATE + ANNOTATE + TRAINING + EXPORT + STUDY
