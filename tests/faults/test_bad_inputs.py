@@ -488,3 +488,36 @@ def test_bad_input_is_a_clear_error_and_nothing_outside_the_run_changes(case: Ca
     assert re.search(pattern, errors[0]), f"{errors[0]!r} does not match {pattern!r}"
     assert not (case_dir / MARKER).exists(), "code from a file ran"
     assert snapshot(case_dir, skip=run) == before, "something outside the run's folder changed"
+
+
+# ------------------------------------------------------------------------------------- faults handled, not errors
+
+
+def test_an_empty_ground_truth_is_a_warning_and_n_a(case_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gt = _write(_gt(case_dir, EVAL2), "")
+    run = case_dir / "run"
+    cfg = compose_in("evaluate", run, ev()(case_dir))
+    with caplog.at_level("WARNING", logger="samqa_framework.evaluate.trackeval_runner"):
+        metrics = run_as_app("evaluate", cfg)
+    assert f"{gt}: the ground truth of sequence {EVAL2} is empty" in caplog.text
+    written = json.loads((run / "metrics.json").read_text())
+    assert set(written[EVAL2].values()) == {None} and written["COMBINED"]["IDF1"] == pytest.approx(100.0)
+    assert metrics is not None and "| synthetic_rats-eval2 " in (run / "metrics.md").read_text()
+
+
+def test_a_failure_between_the_metrics_files_keeps_the_old_set(case_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = case_dir / "run"
+    run_as_app("evaluate", compose_in("evaluate", run, ev()(case_dir)))
+    old = snapshot(run)
+    _append(_pred(case_dir), b"20,77,1,1,5,5,1,1,1\n")  # new numbers, then a crash after metrics.json
+
+    def crash(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("samqa_framework.evaluate.report.format_csv", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_as_app("evaluate", compose_in("evaluate", run, ev()(case_dir)))
+    now = snapshot(run)
+    assert {k: v for k, v in now.items() if k.startswith("metrics.")} == \
+        {k: v for k, v in old.items() if k.startswith("metrics.")}
+    assert not [k for k in now if k.startswith(".metrics.")], "a temporary was left"
