@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from samqa_framework.utils.errors import ConfigError
-from samqa_framework.utils.io import atomic_files, check_output_folder, recover_files
+from samqa_framework.utils.io import atomic_dir, atomic_files, atomic_write_text, check_output_folder, recover_files
 
 
 def _write_set(folder: Path, tag: str, fail_after: int | None = None) -> None:
@@ -38,9 +41,15 @@ def test_a_failure_between_the_files_leaves_the_old_set(tmp_path: Path, fail_aft
     assert _contents(tmp_path) == before  # the old three, and no temporary left behind
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_a_crash_before_the_commit_is_cleaned_by_the_next_write(tmp_path: Path):
     _write_set(tmp_path, "old")
-    orphan = tmp_path / ".m.x1y2.tmp"  # what a kill -9 inside the block leaves
+    orphan = tmp_path / f".m.{_dead_pid()}.x1y2.tmp"  # what a kill -9 inside the block leaves
     orphan.mkdir()
     (orphan / "a.json").write_text("half")
     assert _contents(tmp_path)["a.json"] == "old a.json\n" and orphan.name in _contents(tmp_path)
@@ -73,3 +82,25 @@ def test_an_output_folder_under_a_file_names_the_key(tmp_path: Path):
     with pytest.raises(ConfigError, match="is a file, not a folder"):
         check_output_folder("out_dir", tmp_path / "file")
     assert check_output_folder("out_dir", tmp_path / "new" / "x") == tmp_path / "new" / "x"
+
+
+def test_only_temporaries_of_writers_that_are_gone_are_orphans(tmp_path: Path):
+    dead, live = tmp_path / f".a.txt.{_dead_pid()}.k3j_.tmp", tmp_path / f".a.txt.{os.getppid()}.k3j_.tmp"
+    other = tmp_path / f".b.txt.{_dead_pid()}.k3j_.tmp"  # another file's
+    for path in (dead, live, other):
+        path.write_text("half")
+    atomic_write_text(tmp_path / "a.txt", "whole\n")
+    assert not dead.exists() and live.exists() and other.exists()
+    assert (tmp_path / "a.txt").read_text() == "whole\n"
+
+
+def test_a_kill_between_the_renames_of_atomic_dir_puts_the_old_folder_back(tmp_path: Path):
+    with atomic_dir(tmp_path / "seq") as tmp:
+        (tmp / "f").write_text("old\n")
+    os.replace(tmp_path / "seq", tmp_path / ".seq.old")  # the kill came after the first rename
+    orphan = tmp_path / f".seq.{_dead_pid()}.abc1.tmp"
+    orphan.mkdir()
+    (orphan / "f").write_text("new, unfinished\n")
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "seq"):
+        raise RuntimeError("the next write fails too")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seq"] and (tmp_path / "seq" / "f").read_text() == "old\n"

@@ -6,6 +6,7 @@ import abc
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     """Open a temporary file next to ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_orphans(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -72,7 +74,9 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _restore_old(path)
+    clean_orphans(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent))
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)
         yield tmp
@@ -103,7 +107,7 @@ def atomic_files(folder: str | os.PathLike[str], unit: str) -> Iterator[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     recover_files(folder, unit)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{unit}.", suffix=".tmp", dir=folder))
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(unit), suffix=".tmp", dir=folder))
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)
         yield tmp
@@ -124,14 +128,56 @@ def recover_files(folder: str | os.PathLike[str], unit: str) -> None:
     commit = folder / f".{unit}.commit"
     if commit.is_dir():
         _roll_forward(folder, commit)
-    for tmp in folder.glob(f".{unit}.*.tmp"):
-        _rmtree(tmp)
+    clean_orphans(folder, unit)
 
 
 def _roll_forward(folder: Path, commit: Path) -> None:
     for entry in sorted(commit.iterdir()):
         os.replace(entry, folder / entry.name)
     commit.rmdir()
+
+
+def _tmp_prefix(name: str) -> str:
+    # the writer's pid in the name: a temporary whose writer is gone is an orphan (killed), one whose writer lives may
+    # be another process's write in progress and is left alone
+    return f".{name}.{os.getpid()}."
+
+
+def clean_orphans(folder: str | os.PathLike[str], name: str) -> list[Path]:
+    """Delete the temporaries of writes of ``name`` into ``folder`` (``.<name>.<pid>.<random>.tmp``, files or folders)
+    whose writer no longer runs on this machine: what a kill -9 of :func:`atomic_open`, :func:`atomic_dir` or
+    :func:`atomic_files` leaves. Called by each of them before it writes; returns what was deleted."""
+    folder = Path(folder)
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            match = pattern.match(entry.name)
+            if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+                _rmtree(Path(entry.path))
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _restore_old(path: Path) -> None:
+    """A kill between :func:`atomic_dir`'s two renames leaves the previous folder as ``.<name>.old`` and nothing at
+    ``path``: put it back (the new one never landed); with ``path`` in place, the old copy is a leftover."""
+    old = path.with_name(f".{path.name}.old")
+    if old.exists() or old.is_symlink():
+        if path.exists() or path.is_symlink():
+            _rmtree(old)
+        else:
+            os.replace(old, path)
 
 
 def _rmtree(path: Path) -> None:
