@@ -36,15 +36,23 @@ def _env(root: Path) -> dict[str, str]:
             "OMP_NUM_THREADS": "1"}
 
 
-def _finish(cmd: list[str], root: Path) -> tuple[float, str]:
-    """Run to the end (exit status 0); its wall time and stdout."""
-    start = time.monotonic()
-    done = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True, timeout=1800, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return time.monotonic() - start, done.stdout
+def _finish(cmd: list[str], root: Path, started: Path | None = None) -> tuple[float, float, str]:
+    """Run to the end (exit status 0): when ``started`` appeared (the work began, after Python's and Hydra's start;
+    0 without one), the wall time and stdout."""
+    begin = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=root, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    began = 0.0
+    while started is not None and not began and proc.poll() is None:
+        if started.exists():
+            began = time.monotonic() - begin
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, out[-3000:] + err[-3000:]
+    return began, time.monotonic() - begin, out
 
 
 def _kill_after(cmd: list[str], root: Path, delay: float) -> None:
+    """Start ``cmd`` and kill -9 it ``delay`` seconds later (if still running)."""
     proc = subprocess.Popen(cmd, cwd=root, env=_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         proc.wait(timeout=delay)
@@ -53,12 +61,15 @@ def _kill_after(cmd: list[str], root: Path, delay: float) -> None:
         proc.wait()
 
 
-def _killed_then_finished(cmd: list[str], root: Path, full_s: float, rng: random.Random) -> tuple[list[float], str]:
-    """``KILLS`` kill -9s at random moments, then a run to the end; the moments and the last run's stdout."""
-    moments = [round(rng.uniform(0.0, full_s), 2) for _ in range(KILLS)]
+def _killed_then_finished(cmd: list[str], root: Path, began: float, full_s: float,
+                          rng: random.Random) -> tuple[list[float], str]:
+    """``KILLS`` kill -9s at moments drawn from the work's part of an uninterrupted run (``began`` to ``full_s``
+    seconds after the start: Python's and Hydra's start-up left out), then a run to the end; the moments and the
+    last run's stdout."""
+    moments = [round(rng.uniform(began, max(full_s, began + 0.05)), 2) for _ in range(KILLS)]
     for delay in moments:
         _kill_after(cmd, root, delay)
-    return moments, _finish(cmd, root)[1]
+    return moments, _finish(cmd, root)[2]
 
 
 def _outputs(folder: Path) -> dict[str, str]:
@@ -85,9 +96,9 @@ def rng() -> random.Random:
 def test_annotate(tmp_path: Path, rng: random.Random) -> None:
     args = ["annotator=samqa", "data.size=tiny", "model.image_size=64", "logger=csv", "progress=false",
             f"paths.dataset_dir={tmp_path / 'data'}"]
-    full_s, _ = _finish(_cmd("annotate", *args, f"out_dir={tmp_path / 'full'}"), tmp_path)
-    moments, _ = _killed_then_finished(_cmd("annotate", *args, f"out_dir={tmp_path / 'killed'}"), tmp_path, full_s,
-                                       rng)
+    began, full_s, _ = _finish(_cmd("annotate", *args, f"out_dir={tmp_path / 'full'}"), tmp_path, tmp_path / "full")
+    moments, _ = _killed_then_finished(_cmd("annotate", *args, f"out_dir={tmp_path / 'killed'}"), tmp_path, began,
+                                       full_s, rng)
     _same(tmp_path / "full", tmp_path / "killed", moments)
 
 
@@ -98,17 +109,17 @@ def test_video_import(tmp_path: Path, rng: random.Random) -> None:
     for i in range(300):
         cv2.imwrite(str(frames / f"{i:05d}.jpg"), gen.integers(0, 255, (120, 160, 3), dtype=np.uint8))
     args = ["data=video", f"data.source={frames}", "data.num_animals=2", "data.splits.eval=[200,null]"]
-    full_s, _ = _finish(_cmd("generate", *args, f"out_dir={tmp_path / 'full'}"), tmp_path)
-    moments, _ = _killed_then_finished(_cmd("generate", *args, f"out_dir={tmp_path / 'killed'}"), tmp_path, full_s,
-                                       rng)
+    began, full_s, _ = _finish(_cmd("generate", *args, f"out_dir={tmp_path / 'full'}"), tmp_path, tmp_path / "full")
+    moments, _ = _killed_then_finished(_cmd("generate", *args, f"out_dir={tmp_path / 'killed'}"), tmp_path, began,
+                                       full_s, rng)
     _same(tmp_path / "full", tmp_path / "killed", moments)
 
 
 def test_synthetic_render(tmp_path: Path, rng: random.Random) -> None:
     args = ["data.size=tiny"]
-    full_s, _ = _finish(_cmd("generate", *args, f"out_dir={tmp_path / 'full'}"), tmp_path)
-    moments, _ = _killed_then_finished(_cmd("generate", *args, f"out_dir={tmp_path / 'killed'}"), tmp_path, full_s,
-                                       rng)
+    began, full_s, _ = _finish(_cmd("generate", *args, f"out_dir={tmp_path / 'full'}"), tmp_path, tmp_path / "full")
+    moments, _ = _killed_then_finished(_cmd("generate", *args, f"out_dir={tmp_path / 'killed'}"), tmp_path, began,
+                                       full_s, rng)
     _same(tmp_path / "full", tmp_path / "killed", moments)
 
 
@@ -127,13 +138,14 @@ def test_evaluate(tmp_path: Path, rng: random.Random) -> None:
         (pred / f"{seq}.txt").write_text("\n".join(rows[: len(rows) // 2]) + "\n")
     args = [f"gt_dir={tmp_path / 'data'}", "logger=csv"]
     _finish(_cmd("evaluate", *args, f"pred_dir={old_pred}", f"out_dir={tmp_path / 'old'}"), tmp_path)
-    full_s, _ = _finish(_cmd("evaluate", *args, f"pred_dir={pred}", f"out_dir={tmp_path / 'full'}"), tmp_path)
+    _, full_s, _ = _finish(_cmd("evaluate", *args, f"pred_dir={pred}", f"out_dir={tmp_path / 'full'}"), tmp_path)
     old, new = _metrics(tmp_path / "old"), _metrics(tmp_path / "full")
     assert old != new
     killed = tmp_path / "killed"
     _finish(_cmd("evaluate", *args, f"pred_dir={old_pred}", f"out_dir={killed}"), tmp_path)
     cmd = _cmd("evaluate", *args, f"pred_dir={pred}", f"out_dir={killed}")
-    moments = [round(rng.uniform(0.0, full_s), 2) for _ in range(KILLS)]
+    # no file tells when evaluate's own work starts: moments over the whole run, start-up included
+    moments = [round(rng.uniform(0.0, full_s), 2) for _ in range(KILLS * 2)]
     for delay in moments:  # after each kill: the old three files or the new three, never a mix
         _kill_after(cmd, tmp_path, delay)
         assert _metrics(killed) in (old, new), f"a mix of two runs after a kill at {delay} s"
@@ -144,11 +156,12 @@ def test_evaluate(tmp_path: Path, rng: random.Random) -> None:
 def test_study(tmp_path: Path, rng: random.Random) -> None:
     args = ["experiment=study_smoke", "annotator=manual", "logger=csv", "progress=false",
             f"paths.dataset_dir={tmp_path / 'data'}"]
-    full_s, out = _finish(_cmd("study", *args, f"study.cache_dir={tmp_path / 'cache_full'}"), tmp_path)
-    moments, out_killed = _killed_then_finished(
-        _cmd("study", *args, f"study.cache_dir={tmp_path / 'cache_killed'}"), tmp_path, full_s, rng)
+    full_cache, killed_cache = tmp_path / "cache_full", tmp_path / "cache_killed"
+    began, full_s, out = _finish(_cmd("study", *args, f"study.cache_dir={full_cache}"), tmp_path, full_cache)
+    moments, out_killed = _killed_then_finished(_cmd("study", *args, f"study.cache_dir={killed_cache}"), tmp_path,
+                                                began, full_s, rng)
     full = Path(out.strip().splitlines()[-1].removeprefix("results: "))
     again = Path(out_killed.strip().splitlines()[-1].removeprefix("results: "))
     assert (again / "results.json").read_bytes() == (full / "results.json").read_bytes(), moments
     assert (again / "table2.md").read_bytes() == (full / "table2.md").read_bytes(), moments
-    assert not _temporaries(snapshot(tmp_path / "cache_killed")), moments
+    assert not _temporaries(snapshot(killed_cache)), moments
