@@ -51,14 +51,16 @@ def _finish(cmd: list[str], root: Path, started: Path | None = None) -> tuple[fl
     return began, time.monotonic() - begin, out
 
 
-def _kill_after(cmd: list[str], root: Path, delay: float) -> None:
-    """Start ``cmd`` and kill -9 it ``delay`` seconds later (if still running)."""
+def _kill_after(cmd: list[str], root: Path, delay: float) -> bool:
+    """Start ``cmd`` and kill -9 it ``delay`` seconds later; whether it was still running then."""
     proc = subprocess.Popen(cmd, cwd=root, env=_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        return True
+    return False
 
 
 def _killed_then_finished(cmd: list[str], root: Path, began: float, full_s: float,
@@ -67,8 +69,8 @@ def _killed_then_finished(cmd: list[str], root: Path, began: float, full_s: floa
     seconds after the start: Python's and Hydra's start-up left out), then a run to the end; the moments and the
     last run's stdout."""
     moments = [round(rng.uniform(began, max(full_s, began + 0.05)), 2) for _ in range(KILLS)]
-    for delay in moments:
-        _kill_after(cmd, root, delay)
+    killed = [_kill_after(cmd, root, delay) for delay in moments]
+    assert any(killed), f"no kill came before the end (moments {moments} s): nothing was tested"
     return moments, _finish(cmd, root)[2]
 
 
@@ -147,7 +149,7 @@ def test_evaluate(tmp_path: Path, rng: random.Random) -> None:
     # no file tells when evaluate's own work starts: moments over the whole run, start-up included
     moments = [round(rng.uniform(0.0, full_s), 2) for _ in range(KILLS * 2)]
     for delay in moments:  # after each kill: the old three files or the new three, never a mix
-        _kill_after(cmd, tmp_path, delay)
+        assert _kill_after(cmd, tmp_path, delay) or _metrics(killed) == new
         assert _metrics(killed) in (old, new), f"a mix of two runs after a kill at {delay} s"
     _finish(cmd, tmp_path)
     assert _metrics(killed) == new and not _temporaries(_outputs(killed)), moments
