@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,28 +64,69 @@ class OraclePrompts(PromptProvider):
         return self._gt.boxes(frame)
 
 
+_ANSWER_FORMAT = '{"<frame>": [{"id": <int>, "box": [x1, y1, x2, y2]}, ...]}'
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys without a word: a frame answered twice would lose one answer
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _parse_answers(path: Path, width: int, height: int) -> dict[int, dict[int, np.ndarray]]:
+    """``answers.json``, checked strictly: every entry is used as written or the file is refused, naming the frame
+    and the entry (a box dropped or misread would label the animal wrongly from then on)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, f"not UTF-8 text ({exc})") from None
     except ValueError as exc:
-        raise DataFormatError(path, f"not valid JSON ({exc})") from None
+        raise DataFormatError(path, f"not valid JSON ({exc}); expected {_ANSWER_FORMAT}") from None
     if not isinstance(data, Mapping):
-        raise DataFormatError(path, 'expected {"<frame>": [{"id": <int>, "box": [x1, y1, x2, y2]}, ...]}')
+        raise DataFormatError(path, f"expected {_ANSWER_FORMAT}")
     answers: dict[int, dict[int, np.ndarray]] = {}
     for key, items in data.items():
-        where = f"frame {key}"
-        try:
-            frame = int(key)
-            boxes = {int(item["id"]): np.asarray([float(v) for v in item["box"]], dtype=np.float64) for item in items}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataFormatError(path, f"{where}: malformed entry ({exc.__class__.__name__}: {exc}); expected a list "
-                                  'of {"id": <int>, "box": [x1, y1, x2, y2]}') from None
-        for track_id, box in boxes.items():
-            if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
-                raise DataFormatError(path, f"{where}, id {track_id}: box {box.tolist()} is not x1 < x2, y1 < y2")
-            if box[0] < -1 or box[1] < -1 or box[2] > width + 1 or box[3] > height + 1:
-                raise DataFormatError(path, f"{where}, id {track_id}: box {box.tolist()} lies outside the "
-                                      f"{width}x{height} frame")
+        where = f"frame {key!r}"
+        if not key.strip().isdigit() or int(key) < 1:
+            raise DataFormatError(path, f"{where}: a frame number (1, 2, ...) expected as the key")
+        frame = int(key)
+        if frame in answers:
+            raise DataFormatError(path, f"{where}: frame {frame} is answered twice")
+        if not isinstance(items, list):
+            raise DataFormatError(path, f"{where}: expected a list of boxes, got {type(items).__name__}")
+        boxes: dict[int, np.ndarray] = {}
+        for n, item in enumerate(items, start=1):
+            entry = f"{where}, entry {n}"
+            if not isinstance(item, Mapping) or set(item) != {"id", "box"}:
+                raise DataFormatError(path, f"{entry}: expected {{\"id\": <int>, \"box\": [x1, y1, x2, y2]}}, got "
+                                      f"{json.dumps(item)[:80]}")
+            track_id, box = item["id"], item["box"]
+            if not _is_number(track_id) or not float(track_id).is_integer() or track_id < 1:
+                raise DataFormatError(path, f"{entry}: id must be an integer >= 1, got {json.dumps(track_id)}")
+            track_id = int(track_id)
+            if track_id in boxes:
+                raise DataFormatError(path, f"{entry}: id {track_id} has two boxes in this frame")
+            if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+                raise DataFormatError(path, f"{entry} (id {track_id}): box must be a list of 4 numbers "
+                                      f"[x1, y1, x2, y2], got {json.dumps(box)[:80]}")
+            arr = np.asarray(box, dtype=np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise DataFormatError(path, f"{entry} (id {track_id}): box {box} has a value that is not finite")
+            if arr[2] <= arr[0] or arr[3] <= arr[1]:
+                raise DataFormatError(path, f"{entry} (id {track_id}): box {box} is not x1 < x2, y1 < y2 (a box "
+                                      "of no or negative size)")
+            if arr[0] < -1 or arr[1] < -1 or arr[2] > width + 1 or arr[3] > height + 1:
+                raise DataFormatError(path, f"{entry} (id {track_id}): box {box} lies outside the {width}x{height} "
+                                      "frame")
+            boxes[track_id] = arr
         answers[frame] = boxes
     return answers
 

@@ -35,7 +35,7 @@ from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.study.cache import StageCache, StageResult
 from samqa_framework.training import train
 from samqa_framework.utils.config import to_plain
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, check_number
 from samqa_framework.utils.hydra import compose, config_node, instantiate_node
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,8 @@ class StudyJob:
         if missing:
             raise Skipped(f"set {', '.join(missing)} (a local checkpoint or model folder; nothing is downloaded)")
         # configs are checked before anything is trained: a typo in the tracker config fails now, not in an hour
+        if cfg.get("max_frames") is not None:  # read here, so named as set (not as the runner's argument)
+            check_number("max_frames", cfg.max_frames, 1, integer=True)
         self.tracker = instantiate_node(cfg, "tracker", _convert_="all")
         self.detector = instantiate_node(cfg, "detector", _convert_="all")
         dataset_dir = Path(cfg.paths.dataset_dir)
