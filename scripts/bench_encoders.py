@@ -10,6 +10,11 @@ cores) is measured again up to ``--retries`` times, else flagged "busy CPU" (``c
 
     python scripts/bench_encoders.py --out outputs/bench_encoders.json [--sizes 256 512 1024]
         [--students tiny_vit_5m tiny_vit_11m tiny_vit_21m] [--repeats N] [--threads 2] [--retries 1]
+        [--runtimes eager onnxruntime]
+
+Each student runs under each of ``--runtimes`` (``samqa_framework.models.sam.runtime``); a non-eager row
+``<student>+<runtime>`` also holds ``speedup_vs_eager`` and ``max_abs_diff_vs_eager`` (its embedding against the
+eager one's on the same input; the ONNX export is cached in a temporary folder, not timed).
 
 JSON: ``{"<size>": {"teacher": {...}, "<student>": {..., "speedup_vs_teacher": teacher_ms / student_ms}}}``.
 """
@@ -36,10 +41,13 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def child(model: str, size: int, repeats: int, warmup: int, threads: int) -> dict:
+def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtime: str = "eager") -> dict:
+    import tempfile
+
     import torch
 
     from samqa_framework.models.sam.encoders import SamViTEncoder, TimmEncoder
+    from samqa_framework.models.sam.runtime import apply_runtime
 
     torch.set_num_threads(threads)
     base = _rss_mb()
@@ -51,6 +59,13 @@ def child(model: str, size: int, repeats: int, warmup: int, threads: int) -> dic
     # Each model in its inference form, as the annotators run it (the ViT has no conv + BN pairs to fold).
     encoder = encoder.fuse_for_inference() if hasattr(encoder, "fuse_for_inference") else encoder.eval()
     x = torch.randn(1, 3, size, size)
+    diff = None
+    if runtime != "eager":
+        eager = encoder
+        with tempfile.TemporaryDirectory() as cache:
+            encoder = apply_runtime(eager, size, runtime, threads, cache, strict=True)
+        with torch.inference_mode():
+            diff = (encoder(x) - eager(x)).abs().max().item()
     times = []
     usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     with torch.inference_mode():
@@ -62,7 +77,8 @@ def child(model: str, size: int, repeats: int, warmup: int, threads: int) -> dic
     usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall0
     cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     assert tuple(out.shape) == (1, 256, size // 16, size // 16), out.shape
-    return {"model": model, "size": size, "params_m": params / 1e6, "median_ms": statistics.median(times),
+    return {"model": model, "runtime": runtime, "max_abs_diff_vs_eager": diff,
+            "size": size, "params_m": params / 1e6, "median_ms": statistics.median(times),
             "min_ms": min(times), "max_ms": max(times), "repeats": repeats, "warmup": warmup, "threads": threads,
             "build_s": build_s, "cpu_per_wall": cpu_s / wall, "peak_rss_mb": _rss_mb(), "base_rss_mb": base}
 
@@ -79,10 +95,11 @@ def default_repeats(size: int) -> tuple[int, int]:
 _RETRY_BUDGET_S = [180.0]  # total seconds the re-measurements of one run may take
 
 
-def run_child(model: str, size: int, repeats: int, warmup: int, threads: int, retries: int = 0) -> dict:
+def run_child(model: str, size: int, repeats: int, warmup: int, threads: int, retries: int = 0,
+              runtime: str = "eager") -> dict:
     """Measure in a fresh process; when the CPU turned out to be shared, measure again (up to ``retries``,
     while the run's retry budget lasts)."""
-    cmd = [sys.executable, __file__, "--child", model, str(size), str(repeats), str(warmup), str(threads)]
+    cmd = [sys.executable, __file__, "--child", model, str(size), str(repeats), str(warmup), str(threads), runtime]
     for attempt in range(retries + 1):
         load_before, t0 = os.getloadavg()[0], time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -107,14 +124,14 @@ def run_child(model: str, size: int, repeats: int, warmup: int, threads: int, re
 
 
 def table(results: dict[str, dict[str, dict]]) -> str:
-    head = (f"{'size':>5}  {'model':<13} {'params M':>9} {'median ms':>10} {'peak RSS MB':>12} {'(+model) MB':>12} "
+    head = (f"{'size':>5}  {'model':<25} {'params M':>9} {'median ms':>10} {'peak RSS MB':>12} {'(+model) MB':>12} "
             f"{'speed-up':>9}")
     lines = [head, "-" * len(head)]
     for size, row in results.items():
         for name, r in row.items():
             speed = r.get("speedup_vs_teacher", 1.0)
             label = f"{r['model']} (T)" if name == "teacher" else name
-            lines.append(f"{size:>5}  {label:<13} {r['params_m']:>9.2f} {r['median_ms']:>10.1f} "
+            lines.append(f"{size:>5}  {label:<25} {r['params_m']:>9.2f} {r['median_ms']:>10.1f} "
                          f"{r['peak_rss_mb']:>12.0f} {r['peak_rss_mb'] - r['base_rss_mb']:>12.0f} {speed:>8.1f}x"
                          + ("  (busy CPU)" if r.get("contended") else ""))
     if any(r.get("contended") for row in results.values() for r in row.values()):
@@ -125,7 +142,7 @@ def table(results: dict[str, dict[str, dict]]) -> str:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         model, size, repeats, warmup, threads = sys.argv[2], *map(int, sys.argv[3:7])
-        print(json.dumps(child(model, size, repeats, warmup, threads)))
+        print(json.dumps(child(model, size, repeats, warmup, threads, sys.argv[7])))
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
@@ -134,6 +151,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=None, help="timed passes per model (default: 10/5/3 by size)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed passes first (default: 2/1/1 by size)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runtimes", nargs="+", default=["eager"], choices=["eager", "onnxruntime"])
     ap.add_argument("--retries", type=int, default=1, help="re-measure a model whose run found the CPU busy")
     args = ap.parse_args()
     results: dict[str, dict[str, dict]] = {}
@@ -144,10 +162,14 @@ def main() -> int:
         row = {"teacher": run_child(TEACHER, size, repeats, warmup, args.threads, args.retries)}
         print(f"{size}px teacher {TEACHER}: {row['teacher']['median_ms']:.1f} ms", file=sys.stderr, flush=True)
         for student in args.students:
-            r = run_child(student, size, repeats, warmup, args.threads, args.retries)
-            r["speedup_vs_teacher"] = row["teacher"]["median_ms"] / r["median_ms"]
-            row[student] = r
-            print(f"{size}px {student}: {r['median_ms']:.1f} ms", file=sys.stderr, flush=True)
+            for runtime in args.runtimes:
+                r = run_child(student, size, repeats, warmup, args.threads, args.retries, runtime)
+                r["speedup_vs_teacher"] = row["teacher"]["median_ms"] / r["median_ms"]
+                name = student if runtime == "eager" else f"{student}+{runtime}"
+                if runtime != "eager" and student in row:
+                    r["speedup_vs_eager"] = row[student]["median_ms"] / r["median_ms"]
+                row[name] = r
+                print(f"{size}px {name}: {r['median_ms']:.1f} ms", file=sys.stderr, flush=True)
         results[str(size)] = row
     atomic_write_json(args.out, results)
     print(table(results))

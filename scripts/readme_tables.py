@@ -2,6 +2,14 @@
 
     python scripts/readme_tables.py --results outputs/study/multirun/<run>/results.json --block table2
     python scripts/readme_tables.py --results <qa_ablation run>/results.json --block ablation
+    python scripts/readme_tables.py --results <qa_pareto sweep>/pareto.json --block qa_pareto_rats
+    python scripts/readme_tables.py --results <folder of samqa-annotate runs> --block qa_check
+
+A ``qa_check`` block is one line per ``samqa-annotate`` run folder under ``--results`` (sorted by name): the QA
+settings it ran with (its ``.hydra/config.yaml``) and its ``label_quality.json`` figures.
+
+A ``qa_pareto_<data set>`` block is the Pareto front of a ``hparams_search=qa_pareto`` sweep (its ``pareto.json``);
+the sweep's ``pareto.png`` is copied beside the README as ``docs/<block>.png`` and shown under the table.
 
 README.md holds each block between ``<!-- <block>:begin -->`` and ``<!-- <block>:end -->``; the text between is
 replaced by the tables (Table 2 and the tracker variants, or the QA ablation) and a line naming the results file
@@ -19,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from samqa_framework.study.report import markdown, table2, variants_table
-from samqa_framework.utils.io import atomic_write_text
+from samqa_framework.utils.io import atomic_open, atomic_write_text
+from samqa_framework.utils.sweep_report import markdown_front
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -50,6 +59,47 @@ def ablation_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return markdown(header, lines)
 
 
+def pareto_block(block: str, report: Mapping[str, Any], sweep_dir: Path, readme: Path) -> str:
+    """The front (one row per distinct setting) and the sweep's plot, copied to ``docs/<block>.png``."""
+    trials = [t for t in report["trials"] if t.get("values")]
+    text = (f"{markdown_front(report['objectives'], report['pareto_front'])}\n\n"
+            f"{len(report['pareto_front'])} settings on the front of {len(trials)} finished trials "
+            f"({', '.join(f'{o} {d}' for o, d in zip(report['objectives'], report['directions'], strict=True))}).")
+    png = sweep_dir / "pareto.png"
+    if png.is_file():
+        rel = Path("docs") / f"{block}.png"
+        with atomic_open(readme.parent / rel, "wb") as fh:
+            fh.write(png.read_bytes())
+        text += f"\n\n![{block}]({rel.as_posix()})"
+    return text
+
+
+QA_KEYS = ("overlap_thresh", "size_ratio", "box_margin", "refine_passes", "recheck_missing")
+QUALITY_KEYS = ("frames", "mean_box_iou", "id_switches", "recall", "interventions_per_100_frames")
+
+
+def qa_check_block(folder: Path) -> tuple[str, bytes]:
+    """The runs' settings and label quality as one table, and the bytes it was made from (for the digest)."""
+    import yaml  # only this block reads Hydra's saved configs
+
+    header = ["run", "data", *(f"qa.{k}" for k in QA_KEYS), *QUALITY_KEYS]
+    lines, source = [], b""
+    for cfg_file in sorted(folder.glob("*/.hydra/config.yaml")):
+        run = cfg_file.parents[1]
+        raw = cfg_file.read_bytes()
+        cfg = yaml.safe_load(raw)
+        for q_file in sorted(run.glob("labels/*/label_quality.json")):
+            q_raw = q_file.read_bytes()
+            source += raw + q_raw
+            q = json.loads(q_raw)
+            lines.append([run.name, cfg["data"]["name"], *(cfg["qa"][k] for k in QA_KEYS),
+                          q["frames"], f"{q['mean_box_iou']:.3f}", q["id_switches"], f"{q['recall']:.3f}",
+                          f"{q['interventions_per_100_frames']:.1f}"])
+    if not lines:
+        raise SystemExit(f"{folder}: no <run>/.hydra/config.yaml with labels/<sequence>/label_quality.json")
+    return markdown(header, lines), source
+
+
 def render(block: str, rows: Sequence[Mapping[str, Any]]) -> str:
     if block == "table2":
         header, lines = table2(rows)
@@ -69,14 +119,22 @@ def replace_block(text: str, block: str, body: str, readme: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", required=True, type=Path, help="a study run's results.json")
-    parser.add_argument("--block", required=True, choices=["table2", "ablation"])
+    parser.add_argument("--results", required=True, type=Path,
+                        help="a study's results.json, a sweep's pareto.json or (qa_check) a folder of annotate runs")
+    parser.add_argument("--block", required=True,
+                        help="table2 | ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args()
-    data = args.results.read_bytes()
-    rows = json.loads(data)
+    if args.block == "qa_check":
+        rendered, data = qa_check_block(args.results)
+    else:
+        data = args.results.read_bytes()
+        if args.block.startswith("qa_pareto_"):
+            rendered = pareto_block(args.block, json.loads(data), args.results.parent, args.readme)
+        else:
+            rendered = render(args.block, json.loads(data))
     digest = hashlib.sha256(data).hexdigest()[:12]
-    body = (f"{render(args.block, rows)}\n\n<sub>Generated by `scripts/readme_tables.py --block {args.block}` from "
+    body = (f"{rendered}\n\n<sub>Generated by `scripts/readme_tables.py --block {args.block}` from "
             f"`{args.results.name}` (sha256 {digest}) of `{args.results.parent.name}`.</sub>")
     text = args.readme.read_text(encoding="utf-8")
     atomic_write_text(args.readme, replace_block(text, args.block, body, args.readme))

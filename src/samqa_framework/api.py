@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.utils.errors import TRUST_KEY
 from samqa_framework.utils.hydra import compose
+from samqa_framework.utils.io import check_output_folder
 from samqa_framework.utils.trust import trusting
 
 __all__ = ["TASKS", "annotate", "compose", "demo", "evaluate", "export", "generate", "objective", "review", "run",
@@ -40,6 +41,8 @@ TASKS = {"generate": "samqa_framework.data.task", "evaluate": "samqa_framework.e
          "export": "samqa_framework.annotate.export", "review": "samqa_framework.annotate.review.task"}
 
 Config = DictConfig | Sequence[str] | None
+# the folders a task writes, checked before it starts (a missing key or a null is skipped)
+OUTPUT_KEYS = ("out_dir", "study.cache_dir", "paths.output_dir")
 
 
 def _module(task: str) -> Any:
@@ -60,6 +63,10 @@ def run(task: str, cfg: Config = None) -> Any:
     The whole task loads checkpoints as ``trust_checkpoint`` says (``utils.trust``; off where a config lacks it)."""
     module = _module(task)
     config = _config(task, cfg)
+    for key in OUTPUT_KEYS:  # a folder under a regular file fails before any work
+        path = OmegaConf.select(config, key, throw_on_missing=False, default=None)
+        if isinstance(path, str) and path:
+            check_output_folder(key, path)
     with trusting(bool(config.get(TRUST_KEY, False))):
         return getattr(module, task)(config)
 

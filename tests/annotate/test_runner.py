@@ -83,11 +83,25 @@ def test_queue_stops_for_a_person_and_resumes_with_their_boxes(seq: Sequence, tm
 
 
 @pytest.mark.parametrize(("answers", "message"), [
-    ('{"1": [{"id": 1, "box": [5, 5, 2, 9]}]}', "not x1 < x2"),
-    ('{"1": [{"id": 1, "box": [5, 5]}]}', "not x1 < x2"),
-    ('{"1": [{"box": [1, 2, 3, 4]}]}', "malformed entry"),
+    ('{"1": [{"id": 1, "box": [5, 5, 2, 9]}]}', "entry 1 .id 1.: box .* not x1 < x2"),
+    ('{"1": [{"id": 1, "box": [5, 5]}]}', "entry 1 .id 1.: box must be a list of 4 numbers"),
+    ('{"1": [{"box": [1, 2, 3, 4]}]}', "entry 1: expected"),
     ('{"1": [{"id": 1, "box": [1, 2, 3, 4000]}]}', "outside the 160x120 frame"),
     ("[1, 2", "not valid JSON"),
+    ('{"1": [{"id": 1, "box": [1, 2, 9, 9]}, {"id": 1, "box": [20, 20, 30, 30]}]}', "entry 2: id 1 has two boxes"),
+    ('{"1": [{"id": 1, "box": "1234"}]}', 'box must be a list of 4 numbers .* got "1234"'),
+    ('{"1": [{"id": 1, "box": [1, 2, 3, 4, 5]}]}', "box must be a list of 4 numbers"),
+    ('{"1": [{"id": 1, "box": [1, NaN, 3, 4]}]}', "not finite"),
+    ('{"1": [{"id": 1, "box": [1, 2, 3, Infinity]}]}', "not finite"),
+    ('{"1": [{"id": 1, "box": [1, "2", 3, 4]}]}', "box must be a list of 4 numbers"),
+    ('{"1": [{"id": 1, "box": [1, true, 3, 4]}]}', "box must be a list of 4 numbers"),
+    ('{"1": [{"id": "1", "box": [1, 2, 3, 4]}]}', "id must be an integer"),
+    ('{"1": [{"id": 1.5, "box": [1, 2, 3, 4]}]}', "id must be an integer"),
+    ('{"1": [{"id": 1, "box": [1, 2, 3, 4], "mask": []}]}', "entry 1: expected"),
+    ('{"1": [], "1": [{"id": 1, "box": [1, 2, 3, 4]}]}', "key '1' appears twice"),
+    ('{"01": [], "1": [{"id": 1, "box": [1, 2, 3, 4]}]}', "answered twice"),
+    ('{"one": []}', "a frame number"),
+    ('{"1": {"id": 1, "box": [1, 2, 3, 4]}}', "expected a list of boxes"),
 ])
 def test_malformed_answers_name_the_file_and_keep_the_labels(seq: Sequence, tmp_path: Path, answers: str,
                                                            message: str) -> None:

@@ -119,3 +119,27 @@ def test_a_bad_correction_is_refused_with_its_reason_and_not_journaled(tmp_path:
     with pytest.raises(ValueError, match=reason):
         store.append_correction(op)
     assert store.corrections() == []
+
+
+def test_a_second_writer_process_is_refused_at_once_and_after_close_may_resume(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom samqa_framework.annotate.store import LabelStore\n"
+            "LabelStore(sys.argv[1], {'method': 'samqa'})\n")
+    with LabelStore(tmp_path, {"method": "samqa"}) as store:
+        store.append(stored_labels(1))
+        run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                             check=False)
+        assert run.returncode != 0 and "LockedError" in run.stderr
+        assert "this label store is being written by another process (pid" in run.stderr
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert [f.frame for f in LabelStore.read(tmp_path).records()] == [1]
+
+
+def test_a_truncated_store_json_names_the_file(tmp_path: Path) -> None:
+    LabelStore(tmp_path, {"method": "samqa"}).close()
+    (tmp_path / "store.json").write_text('{"fingerprint": {"meth')
+    with pytest.raises(DataFormatError, match=r"store.json: not a store.json"):
+        LabelStore(tmp_path, {"method": "samqa"})

@@ -64,3 +64,25 @@ def test_a_sequence_named_by_its_data_as_a_path_writes_nothing(compose_cfg, tiny
         api.annotate(_annotate_cfg(compose_cfg, data, out))
     assert err.value.path == str(ini) and err.value.line == 2
     assert not (out.parent.parent / "escaped").exists() and not out.exists()
+
+
+def test_labels_of_other_data_are_not_resumed_into(compose_cfg, tiny_rats: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_rats, data)
+    out = tmp_path / "run" / "labels"
+    api.annotate(_annotate_cfg(compose_cfg, data, out))
+    api.annotate(_annotate_cfg(compose_cfg, data, out, "max_frames=3"))  # the same data: resumed
+    train = DatasetManifest.read(data).train[0]
+    gt = data / train / "gt" / "gt.txt"
+    gt.write_text(gt.read_text().replace("\n", "\n", 1).replace("1,1,", "1,9,", 1))  # another data set in place
+    with pytest.raises(DataFormatError, match=r"store.json.*differs in input"):
+        api.annotate(_annotate_cfg(compose_cfg, data, out, "max_frames=4"))
+    assert len((out / train / "labels.jsonl").read_text().splitlines()) == 3  # nothing mixed in
+
+
+@pytest.mark.parametrize(("override", "key"), [("max_frames=-5", "max_frames"), ("max_frames=0", "max_frames"),
+                                                ("max_frames=2.5", "max_frames")])
+def test_a_frame_limit_out_of_range_names_its_key(compose_cfg, tiny_rats: Path, tmp_path: Path, override: str,
+                                                  key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"config key '{key}': must be an integer >= 1"):
+        api.annotate(_annotate_cfg(compose_cfg, tiny_rats, tmp_path / "labels", override))

@@ -61,10 +61,11 @@ GOOD = "1,1,10,10,5,5,1,1,1\n"
     (GOOD + "2,1,10,,5,5,1,1,1\n", 2, "not a number"),
     (GOOD + "0,1,10,10,5,5,1,1,1\n", 2, "frame must be an integer >= 1"),
     (GOOD + "2,1,300,10,5,5,1,1,1\n", 2, "outside the 200x100 image"),
+    (GOOD + GOOD + "2,1,10,10,5,5,1,1,\xff1\n", 3, "not UTF-8 text"),  # written as latin-1: one bad byte
 ])
 def test_mot_errors_name_file_and_line(tmp_path: Path, lines: str, line: int, fragment: str) -> None:
     path = tmp_path / "gt.txt"
-    path.write_text(lines)
+    path.write_bytes(lines.encode("latin-1"))
     with pytest.raises(DataFormatError) as err:
         read_mot(path, num_frames=5, image_size=(200, 100))
     assert err.value.path == str(path) and err.value.line == line

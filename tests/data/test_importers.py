@@ -275,3 +275,42 @@ def test_mot_importer_rejects_truncated_video(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"video\.mp4"):
         MotChallengeImporter(str(seq)).build(tmp_path / "out")
     assert not (tmp_path / "out" / "vidseq").exists()
+
+
+def test_mot_importer_never_writes_into_a_users_folder(tmp_path: Path) -> None:
+    _make_mot_seq(tmp_path / "src" / "seqA", 3, [(1, 1, 2, 2, 5, 5, 1, 1, 1)])
+    out = tmp_path / "out"
+    (out / "seqA").mkdir(parents=True)  # the user's folder of the same name as the sequence
+    (out / "seqA" / "mine.txt").write_text("keep\n")
+    with pytest.raises(DataFormatError, match=r"out: exists and holds seqA but no import.json.*out_dir"):
+        MotChallengeImporter(str(tmp_path / "src")).build(out)
+    assert sorted(p.name for p in out.rglob("*")) == ["mine.txt", "seqA"]
+    # a folder an import made is the import's: importing again replaces its own sequences
+    MotChallengeImporter(str(tmp_path / "src")).build(tmp_path / "fresh")
+    manifest = MotChallengeImporter(str(tmp_path / "src")).build(tmp_path / "fresh")
+    assert manifest.eval == ["seqA"] and (tmp_path / "fresh" / "import.json").is_file()
+
+
+def test_sleap_importer_never_writes_into_a_users_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sleap-train").mkdir()
+    with pytest.raises(DataFormatError, match=r"no import\.json"):
+        SleapImporter(slp=str(tmp_path / "x.slp")).build(out)
+    assert [p.name for p in out.iterdir()] == ["sleap-train"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_mot_importer_names_a_damaged_frame_in_the_middle(tmp_path: Path, damage: str) -> None:
+    src = tmp_path / "seqJ"
+    (src / "img1").mkdir(parents=True)
+    for i in range(5):
+        cv2.imwrite(str(src / "img1" / f"{i + 1:06d}.jpg"), np.full((24, 32, 3), 40 * i, np.uint8))
+    write_mot(src / "gt" / "gt.txt", MotTable(np.array([1]), np.array([1]), np.array([[1, 1, 5, 5]])))
+    bad = src / "img1" / "000003.jpg"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a jpeg at all" * 4)
+    with pytest.raises(DataFormatError, match="frame 3") as err:
+        MotChallengeImporter(str(src)).build(tmp_path / "out")
+    assert err.value.path == str(bad)
+    assert not (tmp_path / "out" / "seqJ").exists()

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from samqa_framework.data.claim import IMPORT_RECORD
 from samqa_framework.data.sequence import DatasetManifest, Sequence
-from samqa_framework.data.video_import import IMPORT_RECORD, VideoImporter
+from samqa_framework.data.video_import import VideoImporter
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 
 

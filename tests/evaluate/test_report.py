@@ -86,3 +86,17 @@ def test_report_of_a_real_evaluation_round_trips(tmp_path: Path):
     assert set(data["s"]) == set(METRIC_KEYS)
     assert data["s"]["MOTA"] == 75.0 and data["s"]["FN"] == 1 and data["s"]["IDSW"] == 0
     assert "| s " in (tmp_path / "metrics.md").read_text()
+
+
+def test_write_report_failure_between_files_keeps_the_old_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    write_report(_metrics(), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    changed = {k: {**v, "IDF1": 1.0} for k, v in _metrics().items()}
+
+    def broken(*args, **kwargs):  # metrics.json is written, then the markdown fails
+        raise OSError("disk full")
+
+    monkeypatch.setattr("samqa_framework.evaluate.report.format_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_report(changed, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

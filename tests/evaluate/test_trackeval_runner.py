@@ -345,3 +345,20 @@ def test_sequences_without_ground_truth_are_named_and_left_out(tmp_path: Path, c
     assert err.value.path == str(tmp_path / "gt" / "tr" / "gt" / "gt.txt")
     with pytest.raises(DataFormatError, match="sequence nope not found"):
         evaluate_dirs(tmp_path / "gt", tmp_path / "pred", sequences=["nope"])
+
+
+def test_empty_ground_truth_is_n_a_with_a_warning_naming_the_file(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    rows = [f"{t},1,10,10,20,40,1,1,1" for t in range(1, 6)]
+    _write(tmp_path / "gt" / "full" / "gt" / "gt.txt", rows)
+    empty = _write(tmp_path / "gt" / "empty" / "gt" / "gt.txt", ["# no animal here"])
+    _write(tmp_path / "pred" / "full.txt", rows)
+    _write(tmp_path / "pred" / "empty.txt", rows)
+    _seqinfo(tmp_path / "gt" / "empty" / "seqinfo.ini", "empty", 5)
+    with caplog.at_level("WARNING", logger="samqa_framework.evaluate.trackeval_runner"):
+        res = evaluate_dirs(tmp_path / "gt", tmp_path / "pred")
+    assert str(empty) in caplog.text and "n/a" in caplog.text
+    assert list(res) == ["empty", "full", COMBINED]
+    assert set(res["empty"].values()) == {None}  # not 0: nothing to find is no score
+    assert res["full"]["IDF1"] == pytest.approx(100.0) and res[COMBINED]["IDF1"] == pytest.approx(100.0)
+    alone = evaluate_dirs(tmp_path / "gt", tmp_path / "pred", sequences=["empty"])
+    assert set(alone[COMBINED].values()) == {None}

@@ -45,3 +45,51 @@ def test_missing_markers_are_an_error_naming_the_file(tmp_path: Path) -> None:
     readme.write_text("no markers\n")
     run = _run("--results", str(results), "--block", "table2", "--readme", str(readme))
     assert run.returncode != 0 and str(readme) in run.stderr and readme.read_text() == "no markers\n"
+
+
+def test_a_pareto_block_shows_the_sweeps_front_and_copies_its_plot(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    front = [{"params": {"qa.overlap_thresh": 0.3071, "qa.refine_passes": "0"}, "values": [0.909, 1.2], "trials": 2}]
+    trials = [{"number": 0, "params": {}, "values": [0.909, 1.2]}, {"number": 1, "params": {}, "values": None},
+              {"number": 2, "params": {}, "values": [0.85, 3.0]}]
+    (sweep / "pareto.json").write_text(json.dumps({
+        "objectives": ["mean_box_iou", "interventions_per_100_frames"], "directions": ["maximize", "minimize"],
+        "trials": trials, "pareto_front": front}))
+    (sweep / "pareto.png").write_bytes(b"\x89PNG fake")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- qa_pareto_rats:begin -->\nold\n<!-- qa_pareto_rats:end -->\n")
+    run = _run("--results", str(sweep / "pareto.json"), "--block", "qa_pareto_rats", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "old" not in text and "| 0.307 | 0 | 0.909 | 1.2 | 2 |" in text
+    assert "1 settings on the front of 2 finished trials" in text
+    assert "![qa_pareto_rats](docs/qa_pareto_rats.png)" in text
+    assert (tmp_path / "docs" / "qa_pareto_rats.png").read_bytes() == b"\x89PNG fake"
+
+
+def test_a_qa_check_block_lists_each_annotate_run_with_its_settings_and_label_quality(tmp_path: Path) -> None:
+    runs = tmp_path / "qa_check"
+    for name, margin, iou in (("b_candidate", 0.2, 0.9087), ("a_current", 0.1, 0.91)):
+        (runs / name / ".hydra").mkdir(parents=True)
+        (runs / name / ".hydra" / "config.yaml").write_text(
+            f"data: {{name: synthetic_rats}}\nqa: {{overlap_thresh: 0.45, size_ratio: [0.6, 1.5], box_margin: {margin},"
+            " refine_passes: 1, recheck_missing: 15}\n")
+        (runs / name / "labels" / "seq").mkdir(parents=True)
+        (runs / name / "labels" / "seq" / "label_quality.json").write_text(json.dumps(
+            {"frames": 1000, "mean_box_iou": iou, "id_switches": 0, "recall": 0.999,
+             "interventions_per_100_frames": 0.5}))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- qa_check:begin -->\n<!-- qa_check:end -->\n")
+    run = _run("--results", str(runs), "--block", "qa_check", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in readme.read_text().splitlines()
+            if ln.startswith(("| a_", "| b_"))]
+    assert rows == [["a_current", "synthetic_rats", "0.45", "[0.6, 1.5]", "0.1", "1", "15", "1000", "0.910", "0",
+                     "0.999", "0.5"],
+                    ["b_candidate", "synthetic_rats", "0.45", "[0.6, 1.5]", "0.2", "1", "15", "1000", "0.909", "0",
+                     "0.999", "0.5"]]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = _run("--results", str(empty), "--block", "qa_check", "--readme", str(readme))
+    assert refused.returncode != 0 and "label_quality.json" in refused.stderr

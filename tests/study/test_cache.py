@@ -75,3 +75,33 @@ def test_the_code_fingerprint_follows_every_source_edit_and_library_version(tmp_
     assert code_fingerprint(pkg) not in (base, edited)
     # a library's version is part of it too (here one that is not installed, then installed "torch")
     assert code_fingerprint(PACKAGE_DIR, ["torch"]) != code_fingerprint(PACKAGE_DIR, ["no-such-dist"])
+
+
+def test_a_damaged_stage_record_names_its_file(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path, code="c")
+    first = cache.run("s", {"a": 1}, lambda d: {"value": 1})
+    (first.dir / "done.json").write_text('{"stage": "s", "outp')
+    from samqa_framework.utils.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match=r"done.json: a damaged stage record .*delete"):
+        cache.run("s", {"a": 1}, lambda d: {"value": 1})
+
+
+def test_a_stage_another_process_runs_is_waited_for_naming_it(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    import subprocess
+    import sys
+
+    cache = StageCache(tmp_path, code="c")
+    stage_dir = tmp_path / "s" / spec_key({"a": 1, "code": "c"})
+    hold = ("import sys, time\nfrom samqa_framework.utils.locks import FolderLock\n"
+            "FolderLock(sys.argv[1], 'stage s').acquire()\nprint('locked', flush=True)\ntime.sleep(3)\n")
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(stage_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        with caplog.at_level("INFO", logger="samqa_framework.study.cache"):
+            result = cache.run("s", {"a": 1}, lambda d: {"value": 2})
+    finally:
+        proc.wait()
+    assert result.outputs == {"value": 2} and not result.cached
+    assert f"stage s is being written by another process (pid {proc.pid}" in caplog.text

@@ -80,46 +80,80 @@ class OraclePrompts(PromptProvider):
         return self._gt.boxes(frame)
 
 
+_ANSWER_FORMAT = '{"<frame>": [{"id": <int>, "box": [x1, y1, x2, y2]}, ...]}'
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys without a word: a frame answered twice would lose one answer
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def parse_boxes(items: Any, width: int, height: int) -> dict[int, np.ndarray]:
-    """``[{"id": <int>, "box": [x1, y1, x2, y2]}, ...]`` (a person's answer) as boxes by identity; a ValueError
-    says what is wrong (malformed entry, a box that is not x1 < x2, y1 < y2 or lies outside the frame)."""
-    try:
-        if not isinstance(items, list):
-            raise TypeError(f"expected a list, got {type(items).__name__}")
-        boxes = {}
-        for item in items:
-            track_id = item["id"]
-            if not isinstance(track_id, int) or isinstance(track_id, bool) or track_id < 1:
-                raise ValueError(f"id must be an identity >= 1, got {track_id!r}")
-            if track_id in boxes:
-                raise ValueError(f"id {track_id} has two boxes")
-            if not isinstance(item["box"], list | tuple):
-                raise TypeError(f"box must be a list, got {type(item['box']).__name__}")
-            boxes[track_id] = np.asarray([float(v) for v in item["box"]], dtype=np.float64)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"malformed entry ({exc.__class__.__name__}: {exc}); expected a list of "
-                         '{"id": <int>, "box": [x1, y1, x2, y2]}') from None
-    for track_id, box in boxes.items():
-        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
-            raise ValueError(f"id {track_id}: box {box.tolist()} is not x1 < x2, y1 < y2")
-        if box[0] < -1 or box[1] < -1 or box[2] > width + 1 or box[3] > height + 1:
-            raise ValueError(f"id {track_id}: box {box.tolist()} lies outside the {width}x{height} frame")
+    """A person's answer for one frame, ``[{"id": <int>, "box": [x1, y1, x2, y2]}, ...]`` (answers.json or the review
+    page), as boxes by identity. Every entry is used as written or refused: a ValueError names the entry and what is
+    wrong (a box dropped or misread would label the animal wrongly from then on)."""
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of boxes, got {type(items).__name__}")
+    boxes: dict[int, np.ndarray] = {}
+    for n, item in enumerate(items, start=1):
+        entry = f"entry {n}"
+        if not isinstance(item, Mapping) or set(item) != {"id", "box"}:
+            raise ValueError(f"{entry}: expected {{\"id\": <int>, \"box\": [x1, y1, x2, y2]}}, got "
+                             f"{json.dumps(item, default=str)[:80]}")
+        track_id, box = item["id"], item["box"]
+        if not _is_number(track_id) or not float(track_id).is_integer() or track_id < 1:
+            raise ValueError(f"{entry}: id must be an integer >= 1, got {json.dumps(track_id, default=str)}")
+        track_id = int(track_id)
+        if track_id in boxes:
+            raise ValueError(f"{entry}: id {track_id} has two boxes in this frame")
+        entry = f"{entry} (id {track_id})"
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+            raise ValueError(f"{entry}: box must be a list of 4 numbers [x1, y1, x2, y2], got "
+                             f"{json.dumps(box, default=str)[:80]}")
+        arr = np.asarray(box, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{entry}: box {box} has a value that is not finite")
+        if arr[2] <= arr[0] or arr[3] <= arr[1]:
+            raise ValueError(f"{entry}: box {box} is not x1 < x2, y1 < y2 (a box of no or negative size)")
+        if arr[0] < -1 or arr[1] < -1 or arr[2] > width + 1 or arr[3] > height + 1:
+            raise ValueError(f"{entry}: box {box} lies outside the {width}x{height} frame")
+        boxes[track_id] = arr
     return boxes
 
 
 def _parse_answers(path: Path, width: int, height: int) -> dict[int, dict[int, np.ndarray]]:
+    """``answers.json``, checked strictly: every entry is used as written or the file is refused, naming the frame
+    and the entry (a box dropped or misread would label the animal wrongly from then on)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, f"not UTF-8 text ({exc})") from None
     except ValueError as exc:
-        raise DataFormatError(path, f"not valid JSON ({exc})") from None
+        raise DataFormatError(path, f"not valid JSON ({exc}); expected {_ANSWER_FORMAT}") from None
     if not isinstance(data, Mapping):
-        raise DataFormatError(path, 'expected {"<frame>": [{"id": <int>, "box": [x1, y1, x2, y2]}, ...]}')
+        raise DataFormatError(path, f"expected {_ANSWER_FORMAT}")
     answers: dict[int, dict[int, np.ndarray]] = {}
     for key, items in data.items():
+        where = f"frame {key!r}"
+        if not key.strip().isdigit() or int(key) < 1:
+            raise DataFormatError(path, f"{where}: a frame number (1, 2, ...) expected as the key")
+        frame = int(key)
+        if frame in answers:
+            raise DataFormatError(path, f"{where}: frame {frame} is answered twice")
         try:
-            answers[int(key)] = parse_boxes(items, width, height)
+            answers[frame] = parse_boxes(items, width, height)
         except ValueError as exc:
-            raise DataFormatError(path, f"frame {key}: {exc}") from None
+            sep = ", " if str(exc).startswith("entry") else ": "
+            raise DataFormatError(path, f"{where}{sep}{exc}") from None
     return answers
 
 

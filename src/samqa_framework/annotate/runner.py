@@ -25,7 +25,7 @@ from samqa_framework.data.mot import MotTable
 from samqa_framework.data.preview import draw_labels
 from samqa_framework.data.sequence import Sequence
 from samqa_framework.data.video import VideoWriter
-from samqa_framework.utils.errors import DataFormatError
+from samqa_framework.utils.errors import DataFormatError, check_number
 from samqa_framework.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,21 @@ def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | o
     if sequence.gt_path.is_file():
         sequence.gt()  # frames and ground truth must agree before any work (names the file at fault)
     frames = sequence.frames()
-    total = sequence.info.seq_length if max_frames is None else min(int(max_frames), sequence.info.seq_length)
+    if max_frames is not None:
+        max_frames = check_number("max_frames", max_frames, 1, integer=True)  # a prefix of at least one frame
+    total = sequence.info.seq_length if max_frames is None else min(max_frames, sequence.info.seq_length)
     annotator.start(sequence, num_animals)
-    store = LabelStore(out_dir, fingerprint)  # after start: a method that cannot run here leaves no store behind
+    try:  # after start: a method that cannot run here leaves no store behind
+        store = LabelStore(out_dir, fingerprint)
+    except BaseException:
+        annotator.close()
+        raise
+    with store:  # the store's lock is released however the run ends
+        return _annotate(annotator, sequence, store, frames, total, progress, overlay)
+
+
+def _annotate(annotator: Annotator, sequence: Sequence, store: LabelStore, frames: Any, total: int,
+              progress: bool, overlay: bool) -> AnnotationResult:
     interventions = 0
     done = 0
     try:  # from attach on, the annotator is closed whatever happens (a prompt provider's server stops with the run)

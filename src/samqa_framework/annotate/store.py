@@ -4,9 +4,10 @@
 "instances": [{"id": 1, "box": [x1, y1, x2, y2], "score": 0.93, "source": "auto", "rle": {...} | null}, ...]}``
 per line, in frame order from frame 1. A crash can at worst tear the last line: opening the store cuts it off,
 so the run resumes at that frame. ``store.json`` holds the fingerprint (the method's config) of the run that wrote it:
-resuming under another config is refused instead of mixing two methods in one file. Frames read back keep their
-masks encoded until one is used (see ``instance_from_rle``). ``label_set.py`` exports the finished labels in the
-project's exchange formats.
+resuming under another config is refused instead of mixing two methods in one file, and a second process writing
+the same folder is refused at once, naming the first (``utils/locks.py``; close the store to release it). Frames
+read back keep their masks encoded until one is used (see ``instance_from_rle``). ``label_set.py`` exports the
+finished labels in the project's exchange formats.
 
 Two journals beside it, with the same guarantees (one fsynced line per entry, a torn last line cut off):
 ``answers.jsonl`` holds each person's answer before the annotator uses it (a run killed right after an answer resumes
@@ -31,6 +32,7 @@ from samqa_framework.annotate.base import FrameLabels, Instance, instance_from_r
 from samqa_framework.data import rle
 from samqa_framework.utils.errors import DataFormatError
 from samqa_framework.utils.io import atomic_write_json
+from samqa_framework.utils.locks import FolderLock
 
 ANSWERS = "answers.jsonl"
 CORRECTIONS = "corrections.jsonl"
@@ -163,9 +165,21 @@ class LabelStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / self.FILE
         self.fingerprint = json.loads(json.dumps(dict(fingerprint or {}), default=str))
+        self._lock: FolderLock | None = FolderLock(self.root, "this label store").acquire()
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
         meta = self.root / self.META
         if meta.is_file():
-            found = json.loads(meta.read_text(encoding="utf-8")).get("fingerprint")
+            try:
+                found = json.loads(meta.read_text(encoding="utf-8")).get("fingerprint")
+            except (ValueError, AttributeError) as exc:
+                raise DataFormatError(meta, f"not a store.json ({exc.__class__.__name__}: {exc}); use a new "
+                                      f"out_dir") from None
             if found != self.fingerprint:
                 changed = sorted(k for k in set(found or {}) | set(self.fingerprint)
                                  if (found or {}).get(k) != self.fingerprint.get(k))
@@ -178,16 +192,32 @@ class LabelStore:
         self._repair()
 
     @classmethod
-    def read(cls, out_dir: str | os.PathLike[str]) -> LabelStore:
+    def read(cls, out_dir: str | os.PathLike[str], lock: bool = False) -> LabelStore:
         """An existing store opened for reading, whatever configuration made it (its records are neither written nor
-        repaired; answers and corrections may be appended to the journals)."""
+        repaired). ``lock``: held as a writer (the review page appends corrections and rebuilds the label files: an
+        annotation resuming in the same folder meanwhile is refused, naming it); ``close`` releases it."""
         store = cls.__new__(cls)
         store.root = Path(out_dir)
         store.path = store.root / cls.FILE
         store.fingerprint = None
+        store._lock = None
         if not store.path.is_file():
             raise DataFormatError(store.path, "no label store here (run the annotation first)")
+        if lock:
+            store._lock = FolderLock(store.root, "this label store").acquire()
         return store
+
+    def close(self) -> None:
+        """Release the folder to other writers (the labels are on disk already: every append is fsynced)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _repair(self) -> None:
         """Cut a torn last line (a crash during a write) so appends start on a line boundary."""

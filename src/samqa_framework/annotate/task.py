@@ -16,8 +16,9 @@ from omegaconf import DictConfig
 from samqa_framework.annotate.ground_truth import GroundTruthMissing
 from samqa_framework.annotate.quality import LabelQuality, format_quality
 from samqa_framework.annotate.runner import AnnotationResult, annotate_sequence
+from samqa_framework.data.identity import sequence_identity
 from samqa_framework.utils.config import to_plain
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, check_number
 from samqa_framework.utils.hydra import config_node, instantiate_node
 from samqa_framework.utils.loggers import job_loggers, log_summary, log_table
 from samqa_framework.utils.names import check_name
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def fingerprint(cfg: DictConfig) -> dict[str, Any]:
-    """What makes two runs' labels the same: the method (with its model and QA settings) and the data."""
+    """What makes two runs' labels the same: the method (with its model and QA settings) and the data set's name
+    (the annotation adds each sequence's content identity, ``data/identity.py``)."""
     return {"annotator": to_plain(cfg.annotator),
             "data": f"{cfg.data.name}-{cfg.data.get('size', '')}"}
 
@@ -49,6 +51,9 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
             raise ConfigError("sequences", f"{unknown} not in the {cfg.split} split of {dataset_dir} "
                               f"({[s.name for s in sequences]})")
         sequences = [s for s in sequences if s.name in wanted]
+    max_frames = cfg.get("max_frames")
+    if max_frames is not None:  # checked here, where the key is read (the runner's own check names its argument)
+        max_frames = check_number("max_frames", max_frames, 1, integer=True)
     annotator = instantiate_node(cfg, "annotator", _convert_="all")
     results = []
     skipped: list[GroundTruthMissing] = []
@@ -56,8 +61,10 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
         for seq in sequences:
             try:
                 with config_node(cfg, "annotator"):  # what the method checks when it starts on a sequence
-                    result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name, fingerprint(cfg),
-                                               max_frames=cfg.get("max_frames"), progress=cfg.get("progress", True),
+                    # the sequence's contents too: another data.source or an edited gt.txt is not resumed into
+                    result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name,
+                                               {**fingerprint(cfg), "input": sequence_identity(seq)},
+                                               max_frames=max_frames, progress=cfg.get("progress", True),
                                                overlay=cfg.get("overlay", False), num_animals=manifest.num_animals)
             except GroundTruthMissing as exc:  # the others may have it: label those, name this one
                 log.error("skipped: %s", exc)

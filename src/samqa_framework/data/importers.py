@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from samqa_framework.data.claim import claimed
 from samqa_framework.data.mot import MotTable, write_mot
 from samqa_framework.data.sequence import VIDEO_NAMES, DatasetManifest, SeqInfo, Sequence
-from samqa_framework.data.video import VideoReader, VideoWriter
+from samqa_framework.data.video import ImageFolderReader, VideoReader, VideoWriter
 from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.io import atomic_dir
 from samqa_framework.utils.names import check_name
@@ -201,7 +202,12 @@ class SleapImporter:
     # -- output -----------------------------------------------------------------------------------------
 
     def build(self, out_dir: Path) -> DatasetManifest:
+        """Import into ``out_dir``: a new or empty folder, or one an import made (``data.claim``), never a user's."""
         out_dir = Path(out_dir)
+        with claimed(out_dir, {"importer": type(self).__name__, "slp": str(self.slp.resolve())}, reuse=False):
+            return self._build(out_dir)
+
+    def _build(self, out_dir: Path) -> DatasetManifest:
         labels = self._load_labels()
         video = self._resolve_video(labels)
         src = VideoReader(video)
@@ -273,6 +279,8 @@ class MotChallengeImporter:
     def _validate(self, root: Path) -> tuple[SeqInfo, MotTable]:
         seq = Sequence(root)
         frames = seq.frames()
+        if isinstance(frames, ImageFolderReader):  # a frame cut short in the middle fails now, naming it
+            frames.check_files()
         for idx in (0, seq.info.seq_length - 1):  # decoding the last frame catches truncated videos
             img = frames.read(idx)
             if img.shape[1] != seq.info.width or img.shape[0] != seq.info.height:
@@ -282,8 +290,16 @@ class MotChallengeImporter:
         return seq.info, seq.gt()
 
     def build(self, out_dir: Path) -> DatasetManifest:
+        """Import into ``out_dir``: a new or empty folder, or one an import made (``data.claim``), never a user's."""
         out_dir = Path(out_dir)
         found = self._find()
+        for seq_name, root in found.items():
+            if (out_dir / seq_name).resolve() == root:
+                raise ConfigError("source", f"the output folder {out_dir} is the source itself")
+        with claimed(out_dir, {"importer": type(self).__name__, "source": str(self.source.resolve())}, reuse=False):
+            return self._build(out_dir, found)
+
+    def _build(self, out_dir: Path, found: dict[str, Path]) -> DatasetManifest:
         for key, names in (("train", self.train), ("eval", self.eval or [])):
             unknown = [n for n in names if n not in found]
             if unknown:

@@ -107,9 +107,9 @@ def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
              image_size: tuple[int, int] | None = None) -> MotTable:
     """Read and validate a MOT file.
 
-    Raises DataFormatError naming the file and line for: a wrong column count (not 6-10, or differing
-    between rows), a non-number, NaN or infinite values, non-positive width/height, a frame below 1 or
-    above ``num_frames``, or a repeated (frame, id) pair. ``image_size`` = (width, height) also checks
+    Raises DataFormatError naming the file and line for: bytes that are not UTF-8, a wrong column count (not
+    6-10, or differing between rows), a non-number, NaN or infinite values, non-positive width/height, a frame
+    below 1 or above ``num_frames``, or a repeated (frame, id) pair. ``image_size`` = (width, height) also checks
     that every box touches the image.
     """
     path = Path(path)
@@ -117,8 +117,13 @@ def read_mot(path: str | os.PathLike[str], num_frames: int | None = None,
         raise DataFormatError(path, "file not found")
     rows = array("d")  # flat doubles: 8 bytes a value, not a Python float object each
     ncols = 0
-    with open(path, encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
+    with open(path, "rb") as fh:  # decoded line by line: a bad byte is named by its line, not by a traceback
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(path, f"not UTF-8 text (byte {exc.start + 1} of the line is "
+                                      f"0x{raw[exc.start]:02x}): is this a MOT text file?", lineno) from None
             if not text.strip() or text.lstrip().startswith("#"):
                 continue
             parts = _parse_line(text)

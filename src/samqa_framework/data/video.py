@@ -134,12 +134,46 @@ class ImageFolderReader(_LazyFrames):
         for i in range(start, stop, step):
             yield self.read(i)
 
+    def check_files(self) -> None:
+        """Every frame file starts and ends as its format must (a JPEG's SOI and EOI markers, a PNG's signature and
+        IEND chunk...): a truncated or overwritten frame fails an import, naming the file, instead of the labelling
+        run that reaches it. Reads a few bytes a file, so a folder of a million frames is checked in seconds; a file
+        whose compressed data is damaged but whose ends are intact still passes (only decoding finds it)."""
+        for index, path in enumerate(self._files):
+            head, tail, size = _ends(path)
+            kind = _image_kind(head)
+            if kind is None:
+                raise DataFormatError(path, f"frame {index + 1} is not an image (it starts with {head[:8].hex()})")
+            if kind == "jpeg" and b"\xff\xd9" not in tail.rstrip(b"\x00\r\n "):
+                raise DataFormatError(path, f"frame {index + 1}: the JPEG is cut short or damaged (no end-of-image "
+                                      f"marker; {size} bytes)")
+            if kind == "png" and b"IEND" not in tail:
+                raise DataFormatError(path, f"frame {index + 1}: the PNG is cut short or damaged (no IEND chunk; "
+                                      f"{size} bytes)")
+
     def read(self, index: int) -> np.ndarray:
         self._check_index(index)
         img = cv2.imread(str(self._files[index]), cv2.IMREAD_COLOR)
         if img is None:
             raise DataFormatError(self._files[index], f"frame {index + 1} cannot be decoded")
         return img
+
+
+_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"BM", "bmp"), (b"II*\x00", "tiff"),
+               (b"MM\x00*", "tiff"))
+
+
+def _ends(path: Path, length: int = 32) -> tuple[bytes, bytes, int]:
+    """The first and last ``length`` bytes of a file, and its size."""
+    with open(path, "rb") as fh:
+        head = fh.read(length)
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(size - length, 0))
+        return head, fh.read(length), size
+
+
+def _image_kind(head: bytes) -> str | None:
+    return next((kind for sig, kind in _SIGNATURES if head.startswith(sig)), None)
 
 
 class VideoWriter(AtomicStreamWriter):

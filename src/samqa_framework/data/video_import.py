@@ -11,32 +11,28 @@ else is never written into.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from samqa_framework.data.claim import claimed
 from samqa_framework.data.formats.labels import SequenceLabels
 from samqa_framework.data.formats.motchallenge import write_ground_truth
 from samqa_framework.data.importers import check_splits
 from samqa_framework.data.sequence import DatasetManifest, SeqInfo
 from samqa_framework.data.video import IMAGE_EXTS, FrameSource, ImageFolderReader, VideoReader
 from samqa_framework.utils.errors import ConfigError, DataFormatError
-from samqa_framework.utils.io import atomic_dir, atomic_write_json
+from samqa_framework.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
-IMPORT_RECORD = "import.json"
-# What a Hydra run folder holds before the job writes anything (samqa-generate imports into its run folder).
-_RUN_FILES = re.compile(r"^\.hydra$|.*\.log$")
 
 
 @dataclass
@@ -95,35 +91,6 @@ def source_identity(path: Path) -> list[Any]:
     return [str(path), count, digest.hexdigest()[:16]]
 
 
-@contextlib.contextmanager
-def claimed(out_dir: Path, record: Mapping[str, Any]) -> Iterator[bool]:
-    """Own ``out_dir`` for an import described by ``record``; yields True when a finished import of the same record is
-    already there (nothing to do). A folder that holds anything but a Hydra run's files and was not made by an import
-    is refused (a DataFormatError naming it): an import never writes into a user's folder. The record is written
-    unfinished first and finished last, so an interrupted import is redone, not trusted."""
-    out_dir = Path(out_dir)
-    path = out_dir / IMPORT_RECORD
-    record = json.loads(json.dumps(dict(record), default=str))
-    if path.is_file():
-        try:
-            found = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            found = {}
-        if found.get("record") == record and found.get("complete") and (out_dir / DatasetManifest.FILE).is_file():
-            yield True
-            return
-    elif out_dir.is_dir():
-        foreign = sorted(e.name for e in out_dir.iterdir() if not _RUN_FILES.match(e.name))
-        if foreign:
-            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise DataFormatError(out_dir, f"exists and holds {shown} but no {IMPORT_RECORD}: not a data set imported "
-                                  "here, so nothing is written into it (choose an empty or new folder: out_dir, or "
-                                  "data.name for paths.dataset_dir)")
-    atomic_write_json(path, {"record": record, "complete": False})
-    yield False
-    atomic_write_json(path, {"record": record, "complete": True})
-
-
 def write_sequence(dest: Path, name: str, src: Source, start: int, stop: int,
                    labels: SequenceLabels | None = None) -> None:
     """``dest`` = a sequence of frames ``[start, stop)`` of ``src``, linked in place (``seqinfo.ini``), with
@@ -137,7 +104,10 @@ def write_sequence(dest: Path, name: str, src: Source, start: int, stop: int,
 
 def check_decodes(src: Source, ranges: Mapping[str, tuple[int, int]]) -> None:
     """Decode the first and last frame of every range: a truncated video or a broken frame fails now, naming the
-    file, not in the middle of a labelling run."""
+    file, not in the middle of a labelling run; a folder of frames has every file's ends checked
+    (``ImageFolderReader.check_files``)."""
+    if isinstance(src.frames, ImageFolderReader):
+        src.frames.check_files()
     for start, stop in ranges.values():
         for index in (start, stop - 1):
             img = src.frames.read(index)

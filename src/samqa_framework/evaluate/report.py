@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from samqa_framework.evaluate.trackeval_runner import COMBINED, COUNT_KEYS, METRIC_KEYS
-from samqa_framework.utils.io import atomic_write_json, atomic_write_text
+from samqa_framework.utils.io import atomic_files
 
 TABLE_COLUMNS: tuple[str, ...] = ("HOTA", "DetA", "AssA", "IDF1", "IDP", "IDR", "MOTA", "IDSW")
 JSON_DECIMALS = 3
@@ -36,7 +37,9 @@ def _columns(metrics: Metrics) -> list[str]:
     return [k for k in METRIC_KEYS if k in seen] + [k for k in seen if k not in METRIC_KEYS]
 
 
-def _rounded(key: str, value: float, decimals: int) -> float | int:
+def _rounded(key: str, value: float | None, decimals: int) -> float | int | None:
+    if value is None:  # n/a: a sequence with an empty ground truth
+        return None
     if key in COUNT_KEYS or isinstance(value, int):
         return int(value)
     return round(float(value), decimals)
@@ -76,13 +79,15 @@ def format_csv(metrics: Metrics, decimals: int = JSON_DECIMALS) -> str:
 
 
 def write_report(metrics: Metrics, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``metrics.json`` (3 decimals), ``metrics.csv`` and ``metrics.md`` into ``out_dir``, each
-    atomically. Returns ``{"json": path, "csv": path, "md": path}``."""
+    """Write ``metrics.json`` (3 decimals), ``metrics.csv`` and ``metrics.md`` into ``out_dir`` as one unit
+    (``utils.io.atomic_files``: a failure or a kill leaves the previous three, never a mix). Returns
+    ``{"json": path, "csv": path, "md": path}``."""
     if not metrics:
         raise ValueError("no metrics to write")
     out = Path(out_dir)
     paths = {"json": out / "metrics.json", "csv": out / "metrics.csv", "md": out / "metrics.md"}
-    atomic_write_json(paths["json"], rounded_metrics(metrics))
-    atomic_write_text(paths["csv"], format_csv(metrics))
-    atomic_write_text(paths["md"], format_table(metrics))
+    with atomic_files(out, "metrics") as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(rounded_metrics(metrics), indent=2) + "\n", encoding="utf-8")
+        (tmp / "metrics.csv").write_text(format_csv(metrics), encoding="utf-8")
+        (tmp / "metrics.md").write_text(format_table(metrics), encoding="utf-8")
     return paths

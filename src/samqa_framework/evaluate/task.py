@@ -41,7 +41,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     with job_loggers(cfg) as loggers:
         rows = [[seq, *(m.get(c) for c in TABLE_COLUMNS)] for seq, m in metrics.items()]
         log_table(loggers, "metrics", ["sequence", *TABLE_COLUMNS], rows)
-        log_summary(loggers, dict(metrics[COMBINED]))
+        log_summary(loggers, {k: v for k, v in metrics[COMBINED].items() if v is not None})  # n/a: not logged
     return metrics
 
 

@@ -90,20 +90,36 @@ def summarize(metric_res: Mapping[str, Mapping[str, object]]) -> dict[str, float
     return out
 
 
+def counts(table: MotTable) -> bool:
+    """Whether a ground-truth table has a row that counts (a non-zero flag): one without any scores n/a."""
+    return bool(len(table)) and bool((table.conf != 0).any())
+
+
 def _metrics() -> list:
     quiet = {"PRINT_CONFIG": False, "THRESHOLD": 0.5}
     return [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(dict(quiet)), trackeval.metrics.Identity(dict(quiet))]
 
 
 def evaluate_tables(gt: dict[str, MotTable], pred: dict[str, MotTable],
-                    seq_lengths: dict[str, int]) -> dict[str, dict[str, float]]:
+                    seq_lengths: dict[str, int]) -> dict[str, dict[str, float | None]]:
     """Evaluate predictions against ground truth with TrackEval, one class, box IoU.
 
     Returns ``{seq: {"HOTA": ..., "IDF1": ..., ...}, ..., "COMBINED": {...}}`` (sequences sorted,
-    COMBINED last). See ``MotTablesDataset`` for which rows count.
+    COMBINED last). See ``MotTablesDataset`` for which rows count. A sequence whose ground truth has no row that
+    counts gets ``None`` (n/a) for every metric and is left out of COMBINED (all of them: COMBINED is n/a too).
     """
     if COMBINED in gt:
         raise ValueError(f"a sequence may not be named {COMBINED!r}")
+    # a sequence without ground truth to find has no score (TrackEval would give HOTA 0): n/a, and left out of
+    # COMBINED; load_dirs warns naming the file
+    scored = [s for s in gt if counts(gt[s])]
+    if not scored:
+        return {**{s: dict.fromkeys(METRIC_KEYS) for s in sorted(gt)}, COMBINED: dict.fromkeys(METRIC_KEYS)}
+    if len(scored) < len(gt):
+        out = evaluate_tables({s: gt[s] for s in scored}, {s: pred[s] for s in scored if s in pred},
+                              {s: seq_lengths[s] for s in scored})
+        rows = {s: out[s] if s in out else dict.fromkeys(METRIC_KEYS) for s in sorted(gt)}
+        return {**rows, COMBINED: out[COMBINED]}
     dataset = MotTablesDataset(gt, pred, seq_lengths)
     tracker = dataset.tracker_list[0]
     # TrackEval prints progress (and, on errors, tracebacks) unconditionally: keep the console clean and
@@ -193,6 +209,9 @@ def load_dirs(gt_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str],
             raise DataFormatError(pred_path, f"prediction file for sequence {seq} not found")
         n = _seq_length(gt_root, seq)
         gt[seq] = read_mot(gt_path, num_frames=n)
+        if not counts(gt[seq]):
+            log.warning("%s: the ground truth of sequence %s is empty (no row with a non-zero flag): its metrics are "
+                        "n/a, and it is left out of COMBINED", gt_path, seq)
         pred[seq] = read_mot(pred_path, num_frames=n)
         lengths[seq] = n if n is not None else max(gt[seq].num_frames, pred[seq].num_frames)
     return gt, pred, lengths

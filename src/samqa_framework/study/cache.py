@@ -11,7 +11,6 @@ the same stage at once (e.g. a SLURM multirun whose methods share one trained mo
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -24,7 +23,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from samqa_framework.utils.errors import DataFormatError
 from samqa_framework.utils.io import atomic_write_json
+from samqa_framework.utils.locks import FolderLock, LockedError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,16 @@ def spec_key(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _stage_lock(stage_dir: Path, name: str) -> FolderLock:
+    """The stage folder, locked while its stage runs. Another job that needs the same stage (a parallel multirun,
+    a second study sharing the cache) waits, then finds the first one's result: it is told who it waits for."""
+    try:
+        return FolderLock(stage_dir, f"stage {name}").acquire()
+    except LockedError as busy:
+        log.info("%s; waiting", busy)
+        return FolderLock(stage_dir, f"stage {name}", wait=True).acquire()
+
+
 @dataclass
 class StageResult:
     name: str
@@ -88,13 +99,17 @@ class StageCache:
         key = spec_key(spec)
         stage_dir = self.root / name / key
         stage_dir.mkdir(parents=True, exist_ok=True)
-        with open(stage_dir / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _stage_lock(stage_dir, name):
             done = stage_dir / DONE
             if done.is_file():
-                rec = json.loads(done.read_text())
+                try:
+                    rec = json.loads(done.read_text(encoding="utf-8"))
+                    outputs, wall = dict(rec["outputs"]), float(rec["wall_s"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise DataFormatError(done, f"a damaged stage record ({exc.__class__.__name__}: {exc}); delete "
+                                          f"{stage_dir} to run the stage again") from None
                 log.info("%s: cached (%s)", name, stage_dir)
-                return StageResult(name, key, stage_dir, rec["outputs"], rec["wall_s"], True)
+                return StageResult(name, key, stage_dir, outputs, wall, True)
             atomic_write_json(stage_dir / "spec.json", dict(spec))
             start = time.perf_counter()
             outputs = dict(fn(stage_dir))

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from samqa_framework.annotate.label_set import read_label_set
 from samqa_framework.annotate.runner import annotate_sequence
+from samqa_framework.data.identity import dataset_identity
 from samqa_framework.data.mot import MotTable, read_mot, write_mot
 from samqa_framework.data.sequence import DatasetManifest
 from samqa_framework.data.yolo_export import export_yolo, write_data_yaml
@@ -34,7 +35,7 @@ from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.study.cache import StageCache, StageResult
 from samqa_framework.training import train
 from samqa_framework.utils.config import to_plain
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, check_number
 from samqa_framework.utils.hydra import compose, config_node, instantiate_node
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class StudyJob:
         self.stages: dict[str, StageResult] = {}
         self.progress = bool(cfg.get("progress", True))
         self.ignore = list(cfg.study.get("cache_ignore") or [])
+        self.inputs: dict[str, str] = {}  # split -> the content identity of its files (set when the data is built)
 
     def keyed(self, node: Any, path: str, ignore: list[str] | None = None) -> Any:
         """``node`` (the job config's ``path``) as plain data for a cache key, without the keys that change how a
@@ -87,7 +89,8 @@ class StudyJob:
         train_cfg = self.train_config(spec_cfg, {key: r.outputs["export"] for key, r in parents.items()})
         # the parent models stand in the key by their stage keys, not their folders (as in annotate)
         spec_train = self.train_config(spec_cfg, {key: f"<{r.name}:{r.key}>" for key, r in parents.items()})
-        spec = {"model": name, "train": self.keyed(spec_train, "", list(self.cfg.study.train_cache_ignore))}
+        spec = {"model": name, "train": self.keyed(spec_train, "", list(self.cfg.study.train_cache_ignore)),
+                "input": self.inputs["train"]}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             out = train(OmegaConf.merge(train_cfg, {"paths": {"output_dir": str(stage_dir)}}))
@@ -128,7 +131,7 @@ class StudyJob:
         # matches, and two caches of one config give the same keys
         spec = {"annotator": self.keyed(self.annotator_config({k: f"<{r.name}:{r.key}>" for k, r in trained.items()}),
                                         "annotator"),
-                "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames")}
+                "data": to_plain(cfg.data), "max_frames": cfg.get("max_frames"), "input": self.inputs["train"]}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             with config_node(annotator_cfg, ""):  # errors name annotator.<key>
@@ -191,7 +194,7 @@ class StudyJob:
         """Detections on the evaluation videos as MOT rows (id = rank within the frame, conf = score)."""
         predict = {k: v for k, v in self.keyed(self.cfg.detector, "detector").items() if k != "seed"}
         spec = {"detector": detector.key, "predict": predict, "eval": list(manifest.eval),
-                "data": to_plain(self.cfg.data)}
+                "data": to_plain(self.cfg.data), "input": self.inputs["eval"]}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             counts = {}
@@ -256,11 +259,15 @@ class StudyJob:
         if missing:
             raise Skipped(f"set {', '.join(missing)} (a local checkpoint or model folder; nothing is downloaded)")
         # configs are checked before anything is trained: a typo in the tracker config fails now, not in an hour
+        if cfg.get("max_frames") is not None:  # read here, so named as set (not as the runner's argument)
+            check_number("max_frames", cfg.max_frames, 1, integer=True)
         self.tracker = instantiate_node(cfg, "tracker", _convert_="all")
         self.detector = instantiate_node(cfg, "detector", _convert_="all")
         dataset_dir = Path(cfg.paths.dataset_dir)
         with config_node(cfg, "data"):
             manifest = instantiate(cfg.data, _convert_="all").build(dataset_dir)
+        # what the data set's files hold (not where they are): every stage that reads them keys on it
+        self.inputs = {split: dataset_identity(manifest, dataset_dir, [split]) for split in ("train", "eval")}
         trained = {key: self.train_model(name) for name, key in (method.get("needs") or {}).items()}
         annotation = self.annotate(trained, manifest, dataset_dir)
         exported = self.export(annotation, manifest, dataset_dir)

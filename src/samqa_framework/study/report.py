@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from tabulate import tabulate
 
 from samqa_framework.evaluate.plots import bar_chart, line_chart
-from samqa_framework.utils.io import atomic_write_json, atomic_write_text
+from samqa_framework.utils.io import atomic_files, atomic_write_json
 
 ROW_FILE = "row.json"
 RESULT_KEYS = ("method", "dataset", "IDF1", "HOTA", "interventions_per_100_frames", "status", "reason")
@@ -140,23 +140,15 @@ def write_results(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]
                | {"stage_keys": {n: st["key"] for n, st in (r.get("stages") or {}).items() if "key" in st}}
                | {k: v for k, v in r.items() if k not in RESULT_KEYS and k not in RUN_KEYS}
                for r in rows]
-    atomic_write_json(root / "results.json", results)
-    atomic_write_json(root / "runs.json", [{"method": r["method"], "dataset": r["dataset"]}
-                                           | {k: r.get(k) for k in RUN_KEYS} for r in rows])
     header, lines = table2(rows)
     v_header, v_lines = variants_table(rows)
     text = (f"# Table 2: tracking with labels from each method (IDF1 / HOTA, the paper's ByteTrack)\n\n"
             f"{markdown(header, lines)}\n\n## Tracker variants\n\n{markdown(v_header, v_lines)}\n")
-    atomic_write_text(root / "table2.md", text)
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *lines])
-    atomic_write_text(root / "table2.csv", buf.getvalue())
     out = {"results": root / "results.json", "runs": root / "runs.json", "table": root / "table2.md",
            "csv": root / "table2.csv"}
     ok = [r for r in rows if r["status"] == "ok"]
-    if ok:
-        out["bars"] = bar_chart({f"{r['method']}\n{r['dataset']}": r for r in ok}, root / "idf1_hota.png",
-                                title="IDF1 / HOTA of the tracker trained on each method's labels")
     series: dict[str, list[tuple[float, float]]] = {}
     for r in ok:
         if r.get("prompt_interval"):
@@ -164,7 +156,20 @@ def write_results(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]
     # jobs with a prompt interval that did not run are named on the figure, so its gaps explain themselves
     notes = sorted({f"{r['method']} ({r['dataset']}, every {r['prompt_interval']}): {r['status']}, {r['reason']}"
                     for r in rows if r.get("prompt_interval") and r["status"] != "ok"})
-    if series or notes:
-        out["fig3a"] = line_chart(series, root / "fig3a_idf1_vs_prompt_interval.png", xlabel="prompt interval (frames)",
-                                  ylabel="IDF1 (%)", title="IDF1 against prompt interval (paper Fig. 3a)", notes=notes)
+    # one unit (utils.io.atomic_files): a failure or a kill leaves the previous tables and figures, never a mix
+    with atomic_files(root, "results") as tmp:
+        (tmp / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        (tmp / "runs.json").write_text(json.dumps([{"method": r["method"], "dataset": r["dataset"]}
+                                                   | {k: r.get(k) for k in RUN_KEYS} for r in rows], indent=2) + "\n",
+                                       encoding="utf-8")
+        (tmp / "table2.md").write_text(text, encoding="utf-8")
+        (tmp / "table2.csv").write_text(buf.getvalue(), encoding="utf-8")
+        if ok:
+            bar_chart({f"{r['method']}\n{r['dataset']}": r for r in ok}, tmp / "idf1_hota.png",
+                      title="IDF1 / HOTA of the tracker trained on each method's labels")
+            out["bars"] = root / "idf1_hota.png"
+        if series or notes:
+            line_chart(series, tmp / "fig3a_idf1_vs_prompt_interval.png", xlabel="prompt interval (frames)",
+                       ylabel="IDF1 (%)", title="IDF1 against prompt interval (paper Fig. 3a)", notes=notes)
+            out["fig3a"] = root / "fig3a_idf1_vs_prompt_interval.png"
     return out

@@ -107,6 +107,13 @@ def _refusing(load: Any) -> Any:
                 raise
             raise UntrustedFileError(weight, "cannot be loaded as an ultralytics checkpoint of its own model "
                                              f"classes: {refusal(cause)}") from None
+        except (KeyError, EOFError, RuntimeError, ValueError, AttributeError) as exc:
+            # torch and its zip reader fail with these on a file that is not a checkpoint at all (cut short, another
+            # format): name the file instead of a traceback from inside the loader
+            if isinstance(exc, DataFormatError):
+                raise
+            raise DataFormatError(weight, f"not a readable ultralytics checkpoint ({type(exc).__name__}: {exc})"
+                                  ) from None
 
     return torch_safe_load
 

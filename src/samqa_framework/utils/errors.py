@@ -52,3 +52,22 @@ class ConfigError(SamqaError, ValueError):
     def under(self, node: str) -> ConfigError:
         """The same error with its key inside ``node`` (``optimizer`` and ``lr``: ``optimizer.lr``)."""
         return ConfigError(f"{node}.{self.key}" if node else self.key, self.message)
+
+
+def check_number(key: str, value: object, low: float | None = None, high: float | None = None,
+                 integer: bool = False) -> float | int:
+    """``value`` as a number within [``low``, ``high``] (an int if ``integer``), else a :class:`ConfigError` on
+    ``key`` saying what was expected: every range is checked where a value is read, never deep inside the work."""
+    wanted = "an integer" if integer else "a number"
+    if low is not None and high is not None:
+        wanted += f" in [{low:g}, {high:g}]"
+    elif low is not None:
+        wanted += f" >= {low:g}"
+    elif high is not None:
+        wanted += f" <= {high:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
+        raise ConfigError(key, f"must be {wanted}, got {value!r}")
+    number = int(value) if integer else float(value)
+    if (low is not None and number < low) or (high is not None and number > high) or number != number:
+        raise ConfigError(key, f"must be {wanted}, got {value!r}")
+    return number

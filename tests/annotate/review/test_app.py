@@ -64,10 +64,10 @@ def test_every_request_needs_the_token_and_bodies_are_capped_and_checked(seq: Se
     chunked = run.api("POST", "/api/answer", data=iter([b"[", b" " * 4096, b"]"]))
     assert chunked.status_code == 413
     for body, reason in [({"frame": 1, "boxes": [{"id": 1, "box": [50, 5, 20, 9]}]}, "not x1 < x2"),
-                         ({"frame": 1, "boxes": [{"id": 1, "box": [1, 2, 3]}]}, "not x1 < x2"),
+                         ({"frame": 1, "boxes": [{"id": 1, "box": [1, 2, 3]}]}, "a list of 4 numbers"),
                          ({"frame": 1, "boxes": [{"id": 1, "box": [1, 2, 3, 4000]}]}, "outside the 160x120 frame"),
-                         ({"frame": 1, "boxes": [{"box": [1, 2, 3, 4]}]}, "malformed entry"),
-                         ({"frame": 1, "boxes": "x"}, "malformed entry"),
+                         ({"frame": 1, "boxes": [{"box": [1, 2, 3, 4]}]}, "entry 1: expected"),
+                         ({"frame": 1, "boxes": "x"}, "expected a list of boxes"),
                          ({"boxes": []}, "expected"), ({"frame": 7, "boxes": []}, "no open question for frame 7")]:
         refused = run.api("POST", "/api/answer", json=body)
         assert refused.status_code in (400, 409) and reason in refused.json()["error"], (body, refused.text)

@@ -7,7 +7,7 @@ import pytest
 
 from samqa_framework.data.sequence import DatasetManifest, Sequence
 from samqa_framework.data.synthetic import builder as builder_mod
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.hydra import instantiate_node
 
 
@@ -55,6 +55,15 @@ def test_interrupted_build_resumes_and_reuses_finished_sequences(compose_cfg, tm
     b.min_visibility = 0.5
     b.build(tmp_path)  # a changed config rebuilds all
     assert len(calls) == 3
+
+
+def test_a_folder_of_the_users_is_never_built_over(compose_cfg, tmp_path: Path) -> None:
+    mine = tmp_path / "synthetic_rats-eval1"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes\n")
+    with pytest.raises(DataFormatError, match=r"synthetic_rats-eval1: exists but was not rendered here.*out_dir"):
+        _builder(compose_cfg).build(tmp_path)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "my notes\n"
 
 
 def test_img1_layout(compose_cfg, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from samqa_framework.annotate.review.server import PageServer
 from samqa_framework.annotate.review.session import ReviewSession
 from samqa_framework.annotate.runner import finish_labels
 from samqa_framework.annotate.store import LabelStore
+from samqa_framework.data.sequence import Sequence
 from samqa_framework.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,16 @@ def open_review(labels_dir: Path, host: str = "127.0.0.1", port: int = 0, token:
     """Serve one label set for review; returns the session, the running server and the page's URL (with token).
     Label files are rebuilt first when corrections were journaled after them (a review killed mid-rebuild)."""
     sequence, total = read_sequence_record(labels_dir)
-    store = LabelStore.read(labels_dir)
+    store = LabelStore.read(labels_dir, lock=True)
+    try:
+        return _serve(store, labels_dir, sequence, total, host, port, token, max_body_bytes)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _serve(store: LabelStore, labels_dir: Path, sequence: Sequence, total: int, host: str, port: int,
+           token: str | None, max_body_bytes: int) -> tuple[ReviewSession, PageServer, str]:
     report = labels_dir / "label_quality.json"
     method = json.loads(report.read_text(encoding="utf-8")).get("method", "labels") if report.is_file() else "labels"
 
@@ -62,4 +72,5 @@ def review(cfg: DictConfig, stop: threading.Event | None = None) -> Path:
     finally:
         session.close()
         server.stop()
+        session.store.close()
     return dirs[0]

@@ -16,7 +16,7 @@ from samqa_framework.annotate.samqa.cleanup import CleanupParams, clean_mask, se
 from samqa_framework.annotate.samqa.recovery import recovery_prompt
 from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.sequence import Sequence
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, check_number
 
 
 class MaskPredictor(Protocol):
@@ -57,23 +57,19 @@ class SamQaAnnotator(Annotator):
         self.predictor = predictor
         self.recovery_predictor = recovery_predictor or predictor
         self.prompts = prompts
-        self.overlap_thresh = float(qa["overlap_thresh"])
-        if not 0 <= self.overlap_thresh <= 1:
-            raise ConfigError("qa.overlap_thresh", f"must be a mask IoU in [0, 1], got {qa['overlap_thresh']}")
+        self.overlap_thresh = check_number("qa.overlap_thresh", qa["overlap_thresh"], 0, 1)  # a mask IoU
         self.size_ratio = tuple(float(v) for v in qa["size_ratio"])
         if len(self.size_ratio) != 2 or not 0 <= self.size_ratio[0] <= 1 <= self.size_ratio[1]:
             raise ConfigError("qa.size_ratio", f"must be [lo, hi] with lo <= 1 <= hi, got {list(qa['size_ratio'])}")
         self.recovery = bool(qa.get("recovery", True))
-        self.grid = int(qa.get("recovery_grid", 4))
+        self.grid = check_number("qa.recovery_grid", qa.get("recovery_grid", 4), 1, integer=True)
         self.cleanup = CleanupParams(**dict(qa.get("cleanup") or {}))
-        self.box_margin = float(qa.get("box_margin", 0.0))
-        self.recheck_missing = int(qa.get("recheck_missing", 0))
+        self.box_margin = check_number("qa.box_margin", qa.get("box_margin", 0.0), 0)
+        self.recheck_missing = check_number("qa.recheck_missing", qa.get("recheck_missing", 0), 0, integer=True)
         self.separate = bool(qa.get("separate", True))
         self.probe_lost = bool(qa.get("probe_lost", True))
         self.recovery_reassociate = bool(qa.get("recovery_reassociate", False))
-        self.refine_passes = int(qa.get("refine_passes", 0))
-        if self.refine_passes < 0:
-            raise ConfigError("qa.refine_passes", f"must be >= 0, got {qa['refine_passes']}")
+        self.refine_passes = check_number("qa.refine_passes", qa.get("refine_passes", 0), 0, integer=True)
         self.size = (0, 0)
 
     def start(self, sequence: Sequence, num_animals: int | None = None) -> None:

@@ -26,7 +26,7 @@ from samqa_framework.data.synthetic.renderer import SceneRenderer
 from samqa_framework.data.synthetic.scene import SceneSpec
 from samqa_framework.data.video import VideoWriter
 from samqa_framework.utils.config import to_plain
-from samqa_framework.utils.errors import ConfigError
+from samqa_framework.utils.errors import ConfigError, DataFormatError
 from samqa_framework.utils.io import atomic_dir
 from samqa_framework.utils.names import check_name
 
@@ -101,9 +101,14 @@ class SyntheticDatasetBuilder:
         for index, (seq, split, frames) in enumerate(self.plan()):
             getattr(manifest, split).append(seq)
             record = self._record(seq, index, frames)
-            if read_build_hash(out_dir / seq) == record["config_hash"]:
+            built = read_build_hash(out_dir / seq)
+            if built == record["config_hash"]:
                 log.info("%s: already built with this config, reused", seq)
                 continue
+            if built is None and (out_dir / seq).exists():  # a render is renamed into place with its record
+                raise DataFormatError(out_dir / seq, "exists but was not rendered here (no build record): a data set "
+                                      "is never built over a folder of yours (choose another out_dir, or data.name "
+                                      "for paths.dataset_dir)")
             with atomic_dir(out_dir / seq) as tmp:
                 self._render_sequence(tmp, seq, index, frames)
                 write_build_record(tmp, record)

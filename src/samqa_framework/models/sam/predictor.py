@@ -12,6 +12,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 
 from samqa_framework.models.mask_predictor import MaskPredictorBase
+from samqa_framework.models.sam.runtime import apply_runtime
 
 
 class SamMaskPredictor(MaskPredictorBase):
@@ -19,14 +20,20 @@ class SamMaskPredictor(MaskPredictorBase):
 
     ``sam`` is moved to ``device`` and put in eval mode. With ``fuse`` an encoder that supports it
     (``TimmEncoder.fuse_for_inference``) is fused in place for speed: the predictor then owns the model, which can
-    no longer be trained. ``embedding_cache_mb``: see :class:`MaskPredictorBase`.
+    no longer be trained. ``embedding_cache_mb``: see :class:`MaskPredictorBase`. ``runtime`` (``eager`` |
+    ``onnxruntime``), ``runtime_threads``, ``runtime_cache_dir``, ``runtime_strict``: where the image encoder runs
+    (:func:`samqa_framework.models.sam.runtime.apply_runtime`; CPU only, so ignored on another device).
     """
 
     def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False, fuse: bool = True,
-                 embedding_cache_mb: float = 0) -> None:
+                 embedding_cache_mb: float = 0, runtime: str = "eager", runtime_threads: int | None = None,
+                 runtime_cache_dir: str = "outputs/cache/onnx", runtime_strict: bool = False) -> None:
         super().__init__(multimask, embedding_cache_mb)
         if fuse and hasattr(sam.image_encoder, "fuse_for_inference"):
             sam.image_encoder.fuse_for_inference()
+        if torch.device(device).type == "cpu":
+            sam.image_encoder = apply_runtime(sam.image_encoder.eval(), sam.image_encoder.img_size, runtime,
+                                              runtime_threads, runtime_cache_dir, runtime_strict)
         self.sam = sam.to(device).eval()
         self.device = torch.device(device)
         self._predictor = SamPredictor(self.sam)

@@ -1,0 +1,107 @@
+"""Where the light SAM's image encoder runs at inference: eager PyTorch (default) or ONNX Runtime on the CPU.
+
+``runtime="onnxruntime"`` exports the (fused) encoder with ``torch.onnx`` at the model's input size and runs it
+in an ONNX Runtime CPU session. The exported file is cached under ``cache_dir`` in a name keyed on the encoder's
+weights (a hash of every tensor), the input size and the torch / onnxruntime versions, written to a temporary
+file and renamed (never half a file), and only ever read from that cache, which this module alone writes: a
+model file from elsewhere is never loaded. A missing package falls back to eager with a warning naming it
+(a mature tool keeps working); ``strict=True`` makes it an error instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("eager", "onnxruntime")
+_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx")}
+
+
+def weights_hash(module: nn.Module) -> str:
+    """SHA-256 of the module's parameters and buffers (names, shapes, dtypes, values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        a = t.detach().cpu().reshape(-1).clone()  # flat: channels-last weights have no byte view
+        h.update(f"{name}:{tuple(a.shape)}:{a.dtype}".encode())
+        h.update(a.view(torch.uint8).numpy().tobytes() if a.numel() else b"")
+    return h.hexdigest()
+
+
+class OrtEncoder(nn.Module):
+    """An image encoder run by an ONNX Runtime CPU session: the same call and output as the eager one."""
+
+    def __init__(self, path: Path, threads: int, img_size: int) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.path = path
+        self.img_size = img_size  # read by Sam.preprocess
+        self._dummy = nn.Parameter(torch.zeros(0), requires_grad=False)  # .to() / .device for SamPredictor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {"image": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def export_onnx(encoder: nn.Module, image_size: int, cache_dir: str | os.PathLike[str]) -> Path:
+    """The encoder's ONNX file in ``cache_dir``, exported once per weights / size / versions (atomic write)."""
+    import onnxruntime as ort
+
+    key = hashlib.sha256(f"{weights_hash(encoder)}|{image_size}|torch {torch.__version__}|ort {ort.__version__}"
+                         .encode()).hexdigest()[:24]
+    cache = Path(cache_dir)
+    path = cache / f"encoder-{image_size}-{key}.onnx"
+    if path.is_file():
+        log.info("ONNX encoder from cache: %s", path)
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        # Traced at one fixed size: TinyViT's shape checks become constants, which is what we want here.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(encoder.eval(), (torch.zeros(1, 3, image_size, image_size),), tmp,
+                              input_names=["image"], output_names=["embedding"], opset_version=17, dynamo=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("ONNX encoder exported: %s", path)
+    return path
+
+
+def _missing(runtime: str) -> list[str]:
+    return [p for p in _PACKAGES.get(runtime, ()) if importlib.util.find_spec(p) is None]
+
+
+def apply_runtime(encoder: nn.Module, image_size: int, runtime: str = "eager", threads: int | None = None,
+                  cache_dir: str | os.PathLike[str] = "outputs/cache/onnx", strict: bool = False) -> nn.Module:
+    """``encoder`` itself for ``eager``, else a module running it with ``runtime`` (see the module docstring)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r}: not one of {', '.join(RUNTIMES)}")
+    if runtime == "eager":
+        return encoder
+    if missing := _missing(runtime):
+        msg = (f"runtime={runtime} needs the package(s) {', '.join(missing)} (pip install 'samqa-framework[fast]')")
+        if strict:
+            raise RuntimeError(msg)
+        log.warning("%s; running the encoder in eager PyTorch instead", msg)
+        return encoder
+    path = export_onnx(encoder, image_size, cache_dir)
+    return OrtEncoder(path, threads or torch.get_num_threads(), image_size)

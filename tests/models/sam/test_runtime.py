@@ -1,0 +1,69 @@
+"""The encoder runtimes against eager PyTorch: embeddings within 1e-3 (max abs), masks IoU >= 0.99; the cache."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from samqa_framework.models.sam.builder import build_sam
+from samqa_framework.models.sam.encoders import TimmEncoder
+from samqa_framework.models.sam.predictor import SamMaskPredictor
+from samqa_framework.models.sam.runtime import apply_runtime, export_onnx
+
+SIZE = 64
+BOXES = np.array([[4.0, 6.0, 40.0, 44.0], [20.0, 10.0, 60.0, 58.0]])
+EMBED_TOL = 1e-3  # float32 through a different kernel library: differences of order 1e-5 expected
+
+
+def _sam(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_sam(TimmEncoder("tiny_vit_5m_224", img_size=SIZE))
+
+
+def _frame() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def test_onnxruntime_matches_eager(tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'fast' extra)")
+    pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
+    eager = SamMaskPredictor(_sam())
+    fast = SamMaskPredictor(_sam(), runtime="onnxruntime", runtime_threads=1, runtime_cache_dir=str(tmp_path))
+    assert type(fast.sam.image_encoder).__name__ == "OrtEncoder"
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        diff = (eager.sam.image_encoder(x) - fast.sam.image_encoder(x)).abs().max().item()
+    assert diff < EMBED_TOL
+    m_eager, _ = eager.predict_boxes(_frame(), BOXES)
+    m_fast, _ = fast.predict_boxes(_frame(), BOXES)
+    for a, b in zip(m_eager, m_fast, strict=True):
+        union = np.logical_or(a, b).sum()
+        assert union == 0 or np.logical_and(a, b).sum() / union >= 0.99
+
+
+def test_onnx_cache_reused_and_reexported_when_weights_change(tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'fast' extra)")
+    enc = _sam(0).image_encoder.fuse_for_inference()
+    first = export_onnx(enc, SIZE, tmp_path)
+    mtime = first.stat().st_mtime_ns
+    assert export_onnx(enc, SIZE, tmp_path) == first and first.stat().st_mtime_ns == mtime
+    other = export_onnx(_sam(1).image_encoder.fuse_for_inference(), SIZE, tmp_path)
+    assert other != first and other.is_file()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_missing_package_warns_and_falls_back_or_fails_when_strict(monkeypatch, caplog) -> None:
+    import samqa_framework.models.sam.runtime as rt
+
+    monkeypatch.setattr(rt, "_PACKAGES", {"onnxruntime": ("no_such_package_xyz",)})
+    enc = _sam().image_encoder
+    with caplog.at_level(logging.WARNING, logger=rt.__name__):
+        assert apply_runtime(enc, SIZE, "onnxruntime") is enc
+    assert "no_such_package_xyz" in caplog.text
+    with pytest.raises(RuntimeError, match="no_such_package_xyz"):
+        apply_runtime(enc, SIZE, "onnxruntime", strict=True)
+    with pytest.raises(ValueError, match="not one of"):
+        apply_runtime(enc, SIZE, "tensorrt")
