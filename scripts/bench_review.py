@@ -225,7 +225,7 @@ def run(frames: int, image_size: int, client: str, checkpoint: str | None, queue
                              f"or --override settings that ask more often)")
         queue = queue_path(overrides, tmp / "data", tmp, queue_questions, queue_timeout)
     return {"data": "synthetic_rats quick (320x240)", "frames": frames, "image_size": image_size,
-            "checkpoint": checkpoint, "overrides": overrides, "cpus": os.cpu_count(),
+            "checkpoint": checkpoint, "overrides": overrides, "extra_overrides": list(extra), "cpus": os.cpu_count(),
             "load_average": {"start": list(load_start), "end": list(os.getloadavg())}, "web": web, "queue": queue}
 
 
