@@ -4,9 +4,13 @@
     python scripts/readme_tables.py --results <qa_ablation run>/results.json --block ablation
     python scripts/readme_tables.py --results <qa_pareto sweep>/pareto.json --block qa_pareto_rats
     python scripts/readme_tables.py --results <folder of samqa-annotate runs> --block qa_check
+    python scripts/readme_tables.py --results docs/bench_review.json --block bench_review
 
 A ``qa_check`` block is one line per ``samqa-annotate`` run folder under ``--results`` (sorted by name): the QA
 settings it ran with (its ``.hydra/config.yaml``) and its ``label_quality.json`` figures.
+
+A ``bench_review`` block is the review-page latency of ``scripts/bench_review.py --out FILE.json``: submit -> next
+question with ``prompts=web`` and ``prompts=queue`` side by side, the web path's split and the machine's load.
 
 A ``qa_pareto_<data set>`` block is the Pareto front of a ``hparams_search=qa_pareto`` sweep (its ``pareto.json``);
 the sweep's ``pareto.png`` is copied beside the README as ``docs/<block>.png`` and shown under the table.
@@ -100,6 +104,28 @@ def qa_check_block(folder: Path) -> tuple[str, bytes]:
     return markdown(header, lines), source
 
 
+def bench_review_block(report: Mapping[str, Any]) -> str:
+    """Both paths' waits (submit -> next question) and their ratio, then the web path's split and what ran where."""
+    web, queue = report["web"], report["queue"]
+    w, q = web["summary"]["total_s"], queue["summary"]["wait_s"]
+    header = ["path", "median s", "p90 s", "questions", "ratio (queue / web, median)"]
+    by = {"browser": "headless Chromium", "http": "the HTTP oracle"}[web["client"]]
+    lines = [[f"`prompts=web` (the page served by the annotating process; answers from {by})",
+              f"{w['median']:.3f}", f"{w['p90']:.3f}", len(web["per_question"]), "1"],
+             ["`prompts=queue` (`samqa-annotate` run again after each answers.json)", f"{q['median']:.3f}",
+              f"{q['p90']:.3f}", len(queue["per_question"]), f"{report['ratio_queue_to_web']['median']:.1f}"]]
+    c, p = web["summary"]["compute_s"], web["summary"]["page_http_s"]
+    load = report["load_average"]
+    checkpoint = Path(report["checkpoint"]).name if report.get("checkpoint") else "random weights"
+    extra = " ".join(f"`{o}`" for o in report.get("extra_overrides") or []) or "none"
+    verdict = "meets" if w["median"] < report["target_s"] else "misses"
+    return (f"{markdown(header, lines)}\n\n"
+            f"Web path, median: SAM-QA's compute between the questions {c['median']:.3f} s, page + HTTP "
+            f"{p['median']:.3f} s; {verdict} the {report['target_s']} s target. {report['data']}, {report['frames']} "
+            f"frames, image size {report['image_size']}, {checkpoint}, overrides {extra}; "
+            f"load average {load['start'][0]:.2f} -> {load['end'][0]:.2f} on {report['cpus']} CPUs.")
+
+
 def render(block: str, rows: Sequence[Mapping[str, Any]]) -> str:
     if block == "table2":
         header, lines = table2(rows)
@@ -122,14 +148,17 @@ def main() -> None:
     parser.add_argument("--results", required=True, type=Path,
                         help="a study's results.json, a sweep's pareto.json or (qa_check) a folder of annotate runs")
     parser.add_argument("--block", required=True,
-                        help="table2 | ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check")
+                        help="table2 | ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
+                             "bench_review (bench_review.py's --out)")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args()
     if args.block == "qa_check":
         rendered, data = qa_check_block(args.results)
     else:
         data = args.results.read_bytes()
-        if args.block.startswith("qa_pareto_"):
+        if args.block == "bench_review":
+            rendered = bench_review_block(json.loads(data))
+        elif args.block.startswith("qa_pareto_"):
             rendered = pareto_block(args.block, json.loads(data), args.results.parent, args.readme)
         else:
             rendered = render(args.block, json.loads(data))

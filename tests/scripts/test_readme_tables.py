@@ -93,3 +93,39 @@ def test_a_qa_check_block_lists_each_annotate_run_with_its_settings_and_label_qu
     empty.mkdir()
     refused = _run("--results", str(empty), "--block", "qa_check", "--readme", str(readme))
     assert refused.returncode != 0 and "label_quality.json" in refused.stderr
+
+
+def _bench_review_report(web_median: float, queue_median: float) -> dict:
+    def stats(median: float, p90: float) -> dict:
+        return {"median": median, "mean": median, "p90": p90, "max": p90}
+
+    return {"data": "synthetic_rats quick (320x240)", "frames": 40, "image_size": 320,
+            "checkpoint": "/runs/student/sam_finetune.pt", "extra_overrides": ["qa.size_ratio=[0.99,1.01]"], "cpus": 2,
+            "load_average": {"start": [3.4937, 3.9, 3.6], "end": [4.1133, 4.0, 3.7]},
+            "web": {"client": "browser", "per_question": [{}] * 34,
+                    "summary": {"total_s": stats(web_median, 0.3928), "compute_s": stats(0.2188, 0.37),
+                                "page_http_s": stats(0.0178, 0.02)}},
+            "queue": {"per_question": [{}] * 3, "summary": {"wait_s": stats(queue_median, 20.8582)}},
+            "ratio_queue_to_web": {"median": queue_median / web_median, "p90": 20.8582 / 0.3928},
+            "target_s": 0.5}
+
+
+def test_a_bench_review_block_shows_both_paths_their_ratio_the_split_and_the_load(tmp_path: Path) -> None:
+    results = tmp_path / "bench_review.json"
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- bench_review:begin -->\nold 27 s\n<!-- bench_review:end -->\nafter\n")
+    results.write_text(json.dumps(_bench_review_report(0.2358, 9.1724)))
+    run = _run("--results", str(results), "--block", "bench_review", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "old 27 s" not in text and text.startswith("before\n")
+    assert text.endswith("<!-- bench_review:end -->\nafter\n")
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines() if ln.startswith("| `prompts=")]
+    assert [r[1:] for r in rows] == [["0.236", "0.393", "34", "1"], ["9.172", "20.858", "3", "38.9"]]
+    assert "headless Chromium" in rows[0][0] and "answers.json" in rows[1][0]
+    assert "compute between the questions 0.219 s, page + HTTP 0.018 s; meets the 0.5 s target" in text
+    assert "sam_finetune.pt, overrides `qa.size_ratio=[0.99,1.01]`; load average 3.49 -> 4.11 on 2 CPUs" in text
+    assert "sha256" in text and "bench_review.json" in text
+    results.write_text(json.dumps(_bench_review_report(0.61, 9.1724)))  # a slower page misses the target
+    assert _run("--results", str(results), "--block", "bench_review", "--readme", str(readme)).returncode == 0
+    assert "misses the 0.5 s target" in readme.read_text() and "| 15.0 " in readme.read_text()

@@ -1,5 +1,6 @@
 """The review page's HTTP API without a browser: the oracle answers through it, every request needs the token, bodies
-are capped and checked, frames are named by number only, and corrections are journaled and rebuild the label files."""
+are capped and checked, frames are named by number only, corrections are journaled and rebuild the label files, and a
+running review holds the label store against other writers."""
 
 from __future__ import annotations
 
@@ -124,3 +125,30 @@ def test_corrections_are_journaled_checked_and_rebuild_the_label_files(finished:
     table = read_mot(finished / "labels.txt")
     row = (table.frame == 25) & (table.track_id == 1)
     np.testing.assert_allclose(table.xyxy[row][0], raw[25][2].box, atol=0.01)
+
+
+def test_a_running_review_refuses_a_second_writer_naming_itself_and_frees_the_store_when_it_stops(
+        finished: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # an annotation resuming into the same folder, in its own process, as `samqa-annotate out_dir=...` would
+    code = ("import sys\nfrom samqa_framework.annotate.store import LabelStore\n"
+            "LabelStore(sys.argv[1], {'web': 1}).close()\n")
+
+    def second_writer() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, str(finished)], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    session, server, _ = open_review(finished)
+    try:
+        refused = second_writer()
+        assert refused.returncode != 0 and "LockedError" in refused.stderr, refused.stderr[-2000:]
+        assert f"this label store is being written by another process (pid {os.getpid()} on" in refused.stderr
+    finally:
+        session.close()
+        server.stop()
+        session.store.close()
+    resumed = second_writer()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
