@@ -209,3 +209,22 @@ def test_animals_without_a_mask_are_marked_per_animal(tiny_mice: Path, tmp_path:
     assert coverage.first_box_only == (f"{seq.name} frame 1 id {dropped}, not in "
                                        f"{root / seq.name / 'gt' / 'masks.jsonl'}")
     assert coverage.box_only == 1 + int((gt.rows_of(3).conf > 0).sum())
+
+
+def test_the_sleap_import_trains_on_its_boxes(sleap_clip: Path, tmp_path: Path) -> None:
+    """The real two-fly SLEAP clip (keypoints, no masks): both training data modules read its labelled frames."""
+    from samqa_framework.data.importers import SleapImporter
+    from samqa_framework.data.segmentation_datamodule import SegmentationDataModule
+
+    root = tmp_path / "flies"
+    SleapImporter(str(sleap_clip / "clip.slp"), name="flies", species="fly",
+                  splits={"train": [0, 750], "eval": [750, 1500]}).build(root)
+    dm = BoxPromptDataModule(str(root), image_size=SIZE, every=50, val_every=50, batch_size=2)
+    dm.setup("fit")  # before box supervision: "fine-tuning needs instance masks (gt/masks.jsonl)"
+    assert len(dm.train_set) == len(dm.val_set) == 15
+    assert dm.train_set.coverage.box_only == dm.train_set.coverage.animals == 30  # two flies a frame
+    batch = next(iter(dm.train_dataloader()))
+    assert not batch["has_mask"].any() and (batch["target_boxes"][..., 2:] > batch["target_boxes"][..., :2]).all()
+    seg = SegmentationDataModule(str(root), image_size=SIZE, num_labelled=20, val_every=50)
+    seg.setup("fit")
+    assert len(seg.train_set) == 20 and not any(lab["has_mask"] for lab in seg.train_set.labels)
