@@ -14,7 +14,8 @@ Tian, Shen, Wang and Chen, *BoxInst: High-Performance Instance Segmentation with
 BoxInst's defaults: ``dilation`` 2, ``theta`` 2, ``threshold`` 0.3, both terms weighted 1, the pairwise term ramped
 up over its first iterations (a random mask satisfies it trivially). Its reference code is AdelaiDet's
 ``condinst/dynamic_mask_head.py``, a detectron2 project that is not pip-installable here (detectron2 is built from
-source against a given CUDA/torch), hence this vectorised re-implementation of the two terms (no CondInst).
+source against a given CUDA/torch; mmdetection's port needs mmcv's compiled ops likewise), hence this vectorised
+re-implementation of the two terms alone (no CondInst), checked against the paper's definitions in the tests.
 
 Shapes: one mask per row, ``(N, H, W)``; ``box_masks`` (N, H, W) bool, the pixels each box covers (see
 :func:`rasterize_boxes`); images ``(N, 3, H, W)``. Everything works on the rows given, so callers select the box-only
