@@ -4,6 +4,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -46,6 +47,30 @@ def build_tiny(root: Path, data: str = "synthetic_rats") -> Path:
     cfg = compose("generate", [f"data={data}", "data.size=tiny"], output_dir=root.parent)
     instantiate(cfg.data, _convert_="all").build(root)
     return root
+
+
+def boxes_only(source: Path, out: Path, frames: Callable[[int], bool] | None = None) -> Path:
+    """A copy of the data set ``source`` whose labels are boxes only, as a box import gives them: no
+    ``gt/masks.jsonl`` (no build record either: not a synthetic set any more); with ``frames`` (1-based frame ->
+    keep?) only those frames keep their ``gt/gt.txt`` rows (a few labelled frames, the others unlabelled)."""
+    import shutil
+
+    from samqa_framework.data.mot import read_mot, write_mot
+
+    shutil.copytree(source, out)
+    for seq in sorted(p.parent.parent for p in out.glob("*/gt/gt.txt")):
+        (seq / "gt" / "masks.jsonl").unlink(missing_ok=True)
+        (seq / "build.json").unlink(missing_ok=True)
+        if frames is not None:
+            gt = read_mot(seq / "gt" / "gt.txt")
+            write_mot(seq / "gt" / "gt.txt", gt.select(np.array([frames(int(f)) for f in gt.frame], dtype=bool)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_rats_boxes(tiny_rats: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_rats`` with boxes but no masks."""
+    return boxes_only(tiny_rats, tmp_path_factory.mktemp("data") / "rats-boxes")
 
 
 @pytest.fixture(scope="session")

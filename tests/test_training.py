@@ -144,3 +144,32 @@ def test_distill_stage_runs_from_the_cli_config(compose_cfg, tmp_path: Path) -> 
     assert Path(out["export"]).name == "sam_distill.pt" and Path(out["export"]).is_file()
     assert list((tmp_path / "cache").glob("teacher-*.f16"))
     assert out["module"].teacher_calls >= 1
+
+
+def test_both_stages_train_on_an_import_of_a_few_labelled_boxes(compose_cfg, tiny_rats: Path, tmp_path: Path) -> None:
+    """A MOTChallenge import whose labels are boxes on every 4th frame, no masks (before box supervision: "fine-tuning
+    needs instance masks (gt/masks.jsonl)"): the SAM student and a U-Net train on those frames' boxes."""
+    from tests.conftest import boxes_only
+
+    source = boxes_only(tiny_rats, tmp_path / "source", frames=lambda f: f % 4 == 1)
+    common = ["data=motchallenge", f"data.source={source}", "data.train=[synthetic_rats-train]", "logger=csv",
+              "callbacks=none", f"paths.dataset_dir={tmp_path}/imported", "trainer.max_epochs=1",
+              "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "stage.datamodule.batch_size=2",
+              "final_validate=false"]  # the training metrics stay in the trainer's callback_metrics
+    out = train(compose_cfg("train", [*common, "model.image_size=64"]))
+    metrics = out["trainer"].callback_metrics
+    assert out["trainer"].global_step == 2 and math.isfinite(float(metrics["train/loss"]))
+    assert {"train/projection", "train/pairwise"} <= set(metrics) and "train/bce" not in metrics
+    # no GT mask to validate on: the box fit stands in for val/iou (the monitor and the objective)
+    assert set(out["metrics"]) == {"val/iou", "val/iou_p10"} and Path(out["export"]).is_file()
+    assert out["metrics"]["val/iou"] == pytest.approx(float(metrics["val/pred_box_iou"]))
+    assert out["trainer"].datamodule.train_set.refs == [(0, f) for f in range(0, 40, 4)]  # the labelled frames
+
+    out = train(compose_cfg("train", [*common, "stage=segmentation", "stage.image_size=64",
+                                      "+model.encoder_depth=3", "+model.decoder_channels=[32,16,8]",
+                                      f"hydra.run.dir={tmp_path}/run_seg"]))
+    metrics = out["trainer"].callback_metrics
+    assert out["trainer"].global_step == 2 and math.isfinite(float(metrics["train/loss"]))
+    assert {"train/projection", "train/pairwise"} <= set(metrics) and "train/ce" not in metrics
+    assert set(out["metrics"]) == {"val/iou"} and Path(out["export"]).is_file()
+    assert [f for _, f in out["trainer"].datamodule.train_set.refs] == list(range(0, 40, 4))

@@ -155,3 +155,76 @@ def test_an_unlabelled_video_distils_and_fine_tuning_names_what_is_missing(tmp_p
     dm = BoxPromptDataModule(str(mixed), image_size=SIZE)
     dm.setup("fit")
     assert {dm.train_set.sequences[s].name for s, _ in dm.train_set.refs} == set(manifest.train)
+
+
+def test_box_only_labels_come_with_their_exact_boxes_and_no_mask(tiny_rats_boxes: Path) -> None:
+    dm = BoxPromptDataModule(str(tiny_rats_boxes), image_size=SIZE, every=4, val_every=5, batch_size=4,
+                             hflip=False, vflip=False, box_jitter=0.5, box_jitter_max_px=50)
+    dm.setup("fit")  # before box supervision: "fine-tuning needs instance masks (gt/masks.jsonl)"
+    coverage = dm.train_set.coverage
+    assert coverage.animals == 2 * 10 and coverage.box_only == coverage.animals  # 2 rats x 10 frames, no mask
+    assert coverage.first_box_only.startswith("synthetic_rats-train frame 1 id ")
+    batch = next(iter(dm.train_dataloader()))
+    assert not batch["has_mask"].any() and batch["masks"].sum() == 0 and batch["valid"].all()
+    scale = SIZE / 160
+    for i, index in enumerate(batch["index"].tolist()):
+        exact = torch.from_numpy(dm.train_set.labels[index]["boxes"]) * scale
+        assert torch.allclose(batch["target_boxes"][i], exact, atol=1e-4)  # what box supervision fits: exact
+    assert (batch["boxes"] - batch["target_boxes"]).abs().max() > 1  # while the prompts are jittered
+    val = dm.val_dataloader().collate_fn([dm.val_set[0]])
+    assert not val["has_mask"].any() and val["masks_orig"][0].shape == (2, 120, 160)
+    assert torch.allclose(val["target_boxes"][0], val["boxes_orig"][0] * scale, atol=1e-4)
+
+
+def test_animals_without_a_mask_are_marked_per_animal(tiny_mice: Path, tmp_path: Path) -> None:
+    """A frame whose mask record lacks one animal (a box a person drew), and one without a record at all."""
+    import json
+    import shutil
+
+    root = tmp_path / "mice"
+    shutil.copytree(tiny_mice, root)
+    seq = DatasetManifest.read(root).sequences(root, "train")[0]
+    gt = seq.gt()
+    frame1 = gt.rows_of(1)
+    flagged = frame1.track_id[frame1.conf > 0]
+    assert len(flagged) >= 2
+    dropped = int(flagged[0])
+    lines = []
+    for line in seq.masks_path.read_text().splitlines():
+        record = json.loads(line)
+        if record["frame"] == 1:
+            record["instances"] = [i for i in record["instances"] if i["id"] != dropped]
+        if record["frame"] != 3:
+            lines.append(json.dumps(record))
+    seq.masks_path.write_text("\n".join(lines) + "\n")
+    dm = BoxPromptDataModule(str(root), image_size=SIZE, every=1, hflip=False, vflip=False)
+    dm.setup("fit")
+    by_frame = {frame: i for i, (si, frame) in enumerate(dm.train_set.refs) if si == 0}
+    first = dm.train_set[by_frame[0]]
+    assert first["has_mask"].tolist() == [int(t) != dropped for t in first["ids"]]
+    assert first["masks"][0].sum() == 0 and (first["masks"][1:].flatten(1).sum(1) > 0).all()
+    assert not dm.train_set[by_frame[2]]["has_mask"].any()  # no record for frame 3
+    assert dm.train_set[by_frame[1]]["has_mask"].all()
+    coverage = dm.train_set.coverage
+    assert coverage.first_box_only == (f"{seq.name} frame 1 id {dropped}, not in "
+                                       f"{root / seq.name / 'gt' / 'masks.jsonl'}")
+    assert coverage.box_only == 1 + int((gt.rows_of(3).conf > 0).sum())
+
+
+def test_the_sleap_import_trains_on_its_boxes(sleap_clip: Path, tmp_path: Path) -> None:
+    """The real two-fly SLEAP clip (keypoints, no masks): both training data modules read its labelled frames."""
+    from samqa_framework.data.importers import SleapImporter
+    from samqa_framework.data.segmentation_datamodule import SegmentationDataModule
+
+    root = tmp_path / "flies"
+    SleapImporter(str(sleap_clip / "clip.slp"), name="flies", species="fly",
+                  splits={"train": [0, 750], "eval": [750, 1500]}).build(root)
+    dm = BoxPromptDataModule(str(root), image_size=SIZE, every=50, val_every=50, batch_size=2)
+    dm.setup("fit")  # before box supervision: "fine-tuning needs instance masks (gt/masks.jsonl)"
+    assert len(dm.train_set) == len(dm.val_set) == 15
+    assert dm.train_set.coverage.box_only == dm.train_set.coverage.animals == 30  # two flies a frame
+    batch = next(iter(dm.train_dataloader()))
+    assert not batch["has_mask"].any() and (batch["target_boxes"][..., 2:] > batch["target_boxes"][..., :2]).all()
+    seg = SegmentationDataModule(str(root), image_size=SIZE, num_labelled=20, val_every=50)
+    seg.setup("fit")
+    assert len(seg.train_set) == 20 and not any(lab["has_mask"] for lab in seg.train_set.labels)

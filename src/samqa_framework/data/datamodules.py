@@ -4,7 +4,9 @@
   validation on every ``val_every``-th frame of the evaluation sequences.
 - :class:`BoxPromptDataModule` (fine-tuning): one sample = one frame with all its K labelled animals: their
   ground-truth boxes (rows of ``gt/gt.txt`` with flag > 0), randomly jittered in training, as prompts, and
-  their ground-truth masks (``gt/masks.jsonl``) as targets.
+  their ground-truth masks (``gt/masks.jsonl``) as targets where the labels have them; an animal with a box but
+  no mask (an import of boxes, a box a person drew) comes with ``has_mask`` False and its exact box, for box
+  supervision (``models/box_supervision.py``). What a split holds is counted in its :class:`MaskCoverage`.
 
 Frames are decoded lazily, one per sample (``Sequence.frames().read``); only the (small) box table and the RLE
 strings of the frames used are held in memory. Images are prepared exactly as segment-anything's
@@ -24,6 +26,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Sequence as Seq
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,14 +182,37 @@ def random_resized_crop(rgb: np.ndarray, rng: np.random.Generator, scale: Seq[fl
     return rgb
 
 
+@dataclass
+class MaskCoverage:
+    """How many labelled animals of a split have a mask, and where the first one without it is (which the training
+    modules name when ``supervision=mask`` refuses box-only labels)."""
+
+    animals: int = 0
+    box_only: int = 0
+    first_box_only: str | None = None
+
+    def add(self, has_mask: bool, where: str) -> None:
+        self.animals += 1
+        if not has_mask:
+            self.box_only += 1
+            if self.first_box_only is None:
+                self.first_box_only = where
+
+    def describe(self) -> str:
+        """E.g. ``12 of 80 labelled animals have a box but no mask (first: ...)``."""
+        text = f"{self.box_only} of {self.animals} labelled animals have a box but no mask"
+        return text + (f" (first: {self.first_box_only})" if self.first_box_only else "")
+
+
 class BoxPromptDataset(FramesBase):
     """One frame with all its labelled animals.
 
     A sample: ``image`` (3, S, S) uint8, ``input_size`` (h, w), ``original_size`` (H, W), ``boxes`` (K, 4)
-    float32 prompts in input-image pixels (x1, y1, x2, y2; jittered in training), ``masks`` (K, S, S) uint8
-    targets at input resolution (padded like the image), ``ids`` (K,), ``index``, ``name`` (``seq:frame``);
-    with ``keep_original``: ``masks_orig`` (K, H, W) bool and ``boxes_orig`` (K, 4), the exact GT boxes, at the
-    frame's own resolution (for validation IoU).
+    float32 prompts in input-image pixels (x1, y1, x2, y2; jittered in training), ``target_boxes`` (K, 4) the
+    exact GT boxes there (what box supervision fits), ``masks`` (K, S, S) uint8 targets at input resolution
+    (padded like the image; all 0 where ``has_mask`` (K,) is False: the label is a box only), ``ids`` (K,),
+    ``index``, ``name`` (``seq:frame``); with ``keep_original``: ``masks_orig`` (K, H, W) bool and ``boxes_orig``
+    (K, 4), the exact GT boxes, at the frame's own resolution (for validation IoU).
     """
 
     def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], labels: Seq[dict[str, Any]],
@@ -198,35 +224,58 @@ class BoxPromptDataset(FramesBase):
         self.box_jitter, self.box_jitter_max_px = float(box_jitter), float(box_jitter_max_px)
         self.keep_original = keep_original
         self.transform = ResizeLongestSide(self.image_size)
+        self.coverage = MaskCoverage()
+        for (seq, frame), lab in zip(self.refs, self.labels, strict=True):
+            for tid, r in zip(lab["ids"], lab["rles"], strict=True):
+                self.coverage.add(r is not None, f"{self.sequences[seq].name} frame {frame + 1} id {int(tid)}, "
+                                                 f"not in {self.sequences[seq].masks_path}")
+
+    def decode_masks(self, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K, H, W) bool masks of the frame's animals (all False for a box-only one) and (K,) bool has-mask."""
+        lab = self.labels[index]
+        has_mask = np.array([r is not None for r in lab["rles"]], dtype=bool)
+        masks = np.zeros((len(has_mask), height, width), dtype=bool)
+        for k, r in enumerate(lab["rles"]):
+            if r is None:
+                continue
+            m = rle.decode(r)
+            if m.shape != (height, width):
+                raise DataFormatError(self.sequences[self.refs[index][0]].masks_path,
+                                      f"frame {self.refs[index][1] + 1}: masks are {m.shape[1]}x{m.shape[0]}, "
+                                      f"the frame is {width}x{height}")
+            masks[k] = m
+        return masks, has_mask
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rgb = self.read_rgb(index)
         height, width = rgb.shape[:2]
         lab = self.labels[index]
-        masks_orig = np.stack([rle.decode(r) for r in lab["rles"]])
-        if masks_orig.shape[1:] != (height, width):
-            raise DataFormatError(self.sequences[self.refs[index][0]].masks_path,
-                                  f"frame {self.refs[index][1] + 1}: masks are {masks_orig.shape[2]}x"
-                                  f"{masks_orig.shape[1]}, the frame is {width}x{height}")
+        masks_orig, has_mask = self.decode_masks(index, height, width)
         boxes = jitter_boxes(lab["boxes"], _rng() if self.train else None, self.box_jitter, self.box_jitter_max_px,
                              width, height)
         img = self.transform.apply_image(rgb)
         h, w = img.shape[:2]
         boxes_in = self.transform.apply_boxes(boxes, (height, width))
+        targets_in = self.transform.apply_boxes(np.asarray(lab["boxes"], dtype=np.float64).reshape(-1, 4),
+                                                (height, width))
         masks_in = np.stack([cv2.resize(m.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
                              for m in masks_orig])
         if self.train and self.hflip and torch.rand(()) < 0.5:
             img, masks_in = img[:, ::-1], masks_in[:, :, ::-1]
-            boxes_in[:, [0, 2]] = w - boxes_in[:, [2, 0]]
+            for b in (boxes_in, targets_in):
+                b[:, [0, 2]] = w - b[:, [2, 0]]
         if self.train and self.vflip and torch.rand(()) < 0.5:
             img, masks_in = img[::-1], masks_in[:, ::-1]
-            boxes_in[:, [1, 3]] = h - boxes_in[:, [3, 1]]
+            for b in (boxes_in, targets_in):
+                b[:, [1, 3]] = h - b[:, [3, 1]]
         masks = torch.zeros((len(masks_in), self.image_size, self.image_size), dtype=torch.uint8)
         masks[:, :h, :w] = torch.from_numpy(np.ascontiguousarray(masks_in))
         sample = {"image": pad_to_square(img, self.image_size), "input_size": torch.tensor([h, w]),
                   "original_size": torch.tensor([height, width]),
-                  "boxes": torch.from_numpy(boxes_in.astype(np.float32)), "masks": masks,
-                  "ids": torch.as_tensor(lab["ids"]), "index": index, "name": self.name(index)}
+                  "boxes": torch.from_numpy(boxes_in.astype(np.float32)),
+                  "target_boxes": torch.from_numpy(targets_in.astype(np.float32)), "masks": masks,
+                  "has_mask": torch.from_numpy(has_mask), "ids": torch.as_tensor(lab["ids"]), "index": index,
+                  "name": self.name(index)}
         if self.keep_original:
             sample["masks_orig"] = torch.from_numpy(masks_orig)
             sample["boxes_orig"] = torch.as_tensor(np.asarray(lab["boxes"], dtype=np.float32))
@@ -241,21 +290,26 @@ def collate_frames(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def collate_prompts(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack frames; pad the K animals of each frame to the batch's largest K (``valid`` marks real ones)."""
+    """Stack frames; pad the K animals of each frame to the batch's largest K (``valid`` marks real ones,
+    ``has_mask`` those of them with a mask)."""
     kmax = max(len(s["boxes"]) for s in samples)
     size = samples[0]["image"].shape[-1]
     b = len(samples)
     boxes = torch.zeros((b, kmax, 4))
+    target_boxes = torch.zeros((b, kmax, 4))
     masks = torch.zeros((b, kmax, size, size), dtype=torch.uint8)
     valid = torch.zeros((b, kmax), dtype=torch.bool)
+    has_mask = torch.zeros((b, kmax), dtype=torch.bool)
     ids = torch.full((b, kmax), -1, dtype=torch.long)
     for i, s in enumerate(samples):
         k = len(s["boxes"])
-        boxes[i, :k], masks[i, :k], valid[i, :k], ids[i, :k] = s["boxes"], s["masks"], True, s["ids"]
+        boxes[i, :k], target_boxes[i, :k], masks[i, :k] = s["boxes"], s["target_boxes"], s["masks"]
+        valid[i, :k], has_mask[i, :k], ids[i, :k] = True, s["has_mask"], s["ids"]
     out = {"image": torch.stack([s["image"] for s in samples]),
            "input_size": torch.stack([s["input_size"] for s in samples]),
            "original_size": torch.stack([s["original_size"] for s in samples]),
-           "boxes": boxes, "masks": masks, "valid": valid, "ids": ids,
+           "boxes": boxes, "target_boxes": target_boxes, "masks": masks, "valid": valid, "has_mask": has_mask,
+           "ids": ids,
            "index": torch.tensor([s["index"] for s in samples]), "name": [s["name"] for s in samples]}
     if "masks_orig" in samples[0]:
         out["masks_orig"] = [s["masks_orig"] for s in samples]
@@ -370,7 +424,11 @@ def _frame_refs(seqs: Seq[Sequence], every: int) -> list[tuple[int, int]]:
 
 
 def _box_labels(seqs: Seq[Sequence], every: int) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
-    """Frames (every ``every``-th) that have at least one GT row with flag > 0, with their boxes and masks."""
+    """Frames (every ``every``-th) that have at least one GT row with flag > 0, with their boxes and masks.
+
+    ``rles`` holds each animal's mask, None where ``gt/masks.jsonl`` has none for it (or the file is absent): a
+    label that is a box only. Whether such labels may train is the module's decision (``supervision``).
+    """
     refs, labels = [], []
     for si, seq in enumerate(seqs):
         if not seq.has_gt():  # an unlabelled import: train on the sequences that have labels
@@ -382,23 +440,16 @@ def _box_labels(seqs: Seq[Sequence], every: int) -> tuple[list[tuple[int, int]],
         for frame, rows in gt.frame_slices():
             if (frame - 1) % every == 0:
                 wanted[frame] = rows
-        if not seq.has_masks():
-            raise DataFormatError(seq.masks_path, "fine-tuning needs instance masks (gt/masks.jsonl)")
-        found = {}
-        for frame, inst in rle.iter_masks(seq.masks_path):
-            rows = wanted.get(frame)
-            if rows is None:
-                continue
-            missing = [int(i) for i in rows.track_id if int(i) not in inst]
-            if missing:
-                raise DataFormatError(seq.masks_path, f"frame {frame}: no mask for id(s) {missing} of gt.txt")
-            found[frame] = [inst[int(i)] for i in rows.track_id]
+        found: dict[int, dict[int, Any]] = {}
+        if seq.has_masks():
+            for frame, inst in rle.iter_masks(seq.masks_path):
+                if frame in wanted:
+                    found[frame] = inst
         for frame in sorted(wanted):
-            if frame not in found:
-                raise DataFormatError(seq.masks_path, f"frame {frame} has labelled animals but no mask record")
-            rows = wanted[frame]
+            rows, inst = wanted[frame], found.get(frame, {})
             refs.append((si, frame - 1))
-            labels.append({"boxes": rows.xyxy.astype(np.float32), "ids": rows.track_id.copy(), "rles": found[frame]})
+            labels.append({"boxes": rows.xyxy.astype(np.float32), "ids": rows.track_id.copy(),
+                           "rles": [inst.get(int(i)) for i in rows.track_id]})
     return refs, labels
 
 
@@ -408,10 +459,12 @@ def _unlabelled(seqs: Seq[Sequence]) -> str:
 
 
 class BoxPromptDataModule(VideoFramesDataModule):
-    """Frames with all their animals' GT boxes as prompts and GT masks as targets (see :class:`BoxPromptDataset`).
+    """Frames with all their animals' GT boxes as prompts and GT masks (where labelled) as targets (see
+    :class:`BoxPromptDataset`).
 
     Trains on the data set's training sequences (every ``every``-th frame with a labelled animal), validates on
-    its evaluation sequences (every ``val_every``-th), with exact boxes and original-resolution masks.
+    its evaluation sequences (every ``val_every``-th), with exact boxes and original-resolution masks. Frames
+    without a labelled animal are never used.
     """
 
     def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
@@ -434,6 +487,11 @@ class BoxPromptDataModule(VideoFramesDataModule):
                                           vflip=self.vflip, box_jitter=self.box_jitter,
                                           box_jitter_max_px=self.box_jitter_max_px)
         refs, labels = _box_labels(val, self.val_every)
+        if not refs and self.val_every > 1:  # sparse labels (a few answered frames) may all miss the grid
+            refs, labels = _box_labels(val, 1)
+            if refs:
+                log.warning("no labelled evaluation frame is on the val_every=%d grid: validating on all %d "
+                            "labelled frames", self.val_every, len(refs))
         if not refs:
             raise DataFormatError(self.root, "the evaluation sequences have no labelled (flag > 0) animal to validate "
                                   "on" + _unlabelled(val))

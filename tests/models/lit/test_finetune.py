@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from samqa_framework.data.datamodules import BoxPromptDataModule
+from samqa_framework.data.datamodules import BoxPromptDataModule, collate_prompts
 from samqa_framework.models.lit.common import TrainingDivergedError
 from samqa_framework.models.lit.finetune import FinetuneModule, box_masks, decode_boxes
 from samqa_framework.models.losses import bce_dice_loss, dice_loss, mask_iou
@@ -170,3 +170,72 @@ def test_frozen_encoder_is_not_trained(tiny_rats: Path) -> None:
     assert [k for k in before if not torch.equal(before[k], after[k])] == []  # weights and BatchNorm statistics
     assert not torch.equal(decoder_before, module.sam.mask_decoder.output_upscaling[0].weight)  # decoder trains
     assert modes == [(False, True), (False, True)]
+
+
+def test_with_masks_auto_trains_on_the_mask_losses_and_box_on_the_box_terms(tiny_rats: Path) -> None:
+    dm = datamodule(tiny_rats, hflip=False, vflip=False, box_jitter=0.0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["has_mask"][batch["valid"]].all()
+    sam = tiny_sam()
+    auto = FinetuneModule(sam, loss={"box": {"pairwise_warmup_steps": 0}})
+    with torch.no_grad():
+        low, iou, b, k = auto(batch)
+        loss, parts = auto._supervised_loss(batch, low, iou, b, k)
+        mask_only, _ = auto._loss(low, iou, batch["masks"][b, k].float())
+        assert loss == mask_only and {"bce", "dice", "iou"} <= set(parts) and "projection" not in parts
+        box = FinetuneModule(sam, supervision="box", loss={"box": {"pairwise_warmup_steps": 0}})
+        loss_box, parts_box = box._supervised_loss(batch, low, iou, b, k)
+        box_only, _ = box._box_loss(batch, low, b, k)
+        assert loss_box == box_only and set(parts_box) == {"projection", "pairwise"} and loss_box != loss
+        # one animal without a mask: the batch's loss weights each animal's own loss
+        batch["has_mask"][0, 0] = False
+        mixed, parts = auto._supervised_loss(batch, low, iou, b, k)
+        first = (b == 0) & (k == 0)
+        n = len(b)
+        expected = (auto._loss(low[~first], iou[~first], batch["masks"][b[~first], k[~first]].float())[0] * (n - 1)
+                    + auto._box_loss(batch, low[first], b[first], k[first])[0]) / n
+        assert torch.allclose(mixed, expected) and {"bce", "projection"} <= set(parts)
+
+
+def test_box_only_labels_fine_tune_and_validate_on_the_box_fit(tiny_rats_boxes: Path) -> None:
+    module = FinetuneModule(tiny_sam(), optimizer={"lr": 1e-3}, num_overlays=1)
+    t = trainer(max_steps=3, limit_val_batches=2, val_check_interval=3)
+    t.fit(module, datamodule=datamodule(tiny_rats_boxes, batch_size=2))  # was: "needs instance masks"
+    m = t.callback_metrics
+    assert t.global_step == 3 and np.isfinite(float(m["train/loss"]))
+    assert {"train/projection", "train/pairwise"} <= set(m) and "train/bce" not in m
+    assert 0.0 <= float(m["val/pred_box_iou"]) <= 1.0
+    assert float(m["val/iou"]) == float(m["val/pred_box_iou"]) and "val/box_iou" not in m  # no GT mask anywhere
+
+
+def test_mask_supervision_refuses_box_only_labels_naming_the_first(tiny_rats_boxes: Path) -> None:
+    from samqa_framework.utils.errors import ConfigError
+
+    module = FinetuneModule(tiny_sam(), supervision="mask")
+    with pytest.raises(ConfigError, match=r"'supervision': is 'mask', but 20 of 20 labelled animals have a box but "
+                                          r"no mask \(first: synthetic_rats-train frame 1 id \d+, not in .*masks"):
+        trainer(max_steps=1, limit_val_batches=0).fit(module, datamodule=datamodule(tiny_rats_boxes))
+    with pytest.raises(ConfigError, match=r"'supervision'"):
+        FinetuneModule(tiny_sam(), supervision="boxes")
+    with pytest.raises(ConfigError, match=r"'loss\.box\.colour_threshold'"):
+        FinetuneModule(tiny_sam(), loss={"box": {"colour_threshold": 0.3}})
+
+
+@pytest.mark.parametrize("resolution", ["low_res", "input"])
+def test_box_terms_fall_over_a_few_steps_on_box_only_labels(tiny_rats_boxes: Path, resolution: str) -> None:
+    dm = datamodule(tiny_rats_boxes, hflip=False, vflip=False, box_jitter=0.0)
+    dm.setup("fit")
+    batch = collate_prompts([dm.train_set[i] for i in range(4)])
+    module = FinetuneModule(tiny_sam(), loss={"box": {"pairwise_warmup_steps": 0, "resolution": resolution}})
+    opt = torch.optim.AdamW(module.parameters(), lr=3e-3, weight_decay=0.0)
+    losses = []
+    for _ in range(8):
+        low, iou, b, k = module(batch)
+        loss, parts = module._supervised_loss(batch, low, iou, b, k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(np.isfinite(losses)) and set(parts) == {"projection", "pairwise"}
+    assert losses[-1] < 0.8 * losses[0]

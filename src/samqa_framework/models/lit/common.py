@@ -13,6 +13,7 @@ anneals to its floor when the budget ends.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,6 +24,8 @@ from lightning.pytorch.callbacks import Timer
 from torch import nn
 
 from samqa_framework.utils.errors import ConfigError, SamqaError
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDivergedError(SamqaError, FloatingPointError):
@@ -146,3 +149,29 @@ def build_scheduler(optimizer: torch.optim.Optimizer, module: LightningModule,
 def set_trainable(module: nn.Module, trainable: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(trainable)
+
+
+def check_label_coverage(module: LightningModule, supervision: str) -> None:
+    """When fit starts: what the training labels hold against ``supervision`` (``auto`` | ``mask`` | ``box``).
+
+    Reads the ``coverage`` (``data.datamodules.MaskCoverage``) of the trainer's data module's training set, where
+    there is one. ``mask`` with box-only labels is a ConfigError on ``supervision`` naming the first such animal;
+    otherwise a log line says how many animals train on their boxes.
+    """
+    trainer = module._trainer
+    coverage = getattr(getattr(getattr(trainer, "datamodule", None), "train_set", None), "coverage", None)
+    if coverage is None:
+        return
+    if coverage.box_only and supervision == "mask":
+        raise ConfigError("supervision", f"is 'mask', but {coverage.describe()}: 'auto' trains those on their "
+                                         "boxes (BoxInst's projection and colour-affinity terms), 'box' every animal")
+    if supervision == "box":
+        log.info("supervision=box: all %d labelled training animals train on their boxes (BoxInst), masks unused",
+                 coverage.animals)
+    elif coverage.box_only:
+        log.info("box supervision (BoxInst) for the animals without a mask: %s", coverage.describe())
+
+
+def pairwise_ramp(module: LightningModule, warmup_steps: int) -> float:
+    """BoxInst's warm-up of its pairwise term: ``min(1, (global step + 1) / warmup_steps)`` (1 without warm-up)."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (module.global_step + 1) / warmup_steps)

@@ -13,10 +13,21 @@ Where the loss is taken (``loss.resolution``):
   IoU is measured on; the upsampling is bilinear and cheap, the encoder dominates the cost.
 - ``low_res``: the decoder's (S/4)x(S/4) logits against the area-downsampled (soft) GT mask.
 
+Labels with a box but no mask (``supervision``): ``auto`` (default) trains each animal on its mask where the
+labels have one and on its exact GT box otherwise, with BoxInst's projection and pairwise colour-affinity terms
+(``models/box_supervision.py``, settings ``loss.box``), so a data set mixing both trains; ``box`` trains every
+animal on its box (masks unused); ``mask`` refuses box-only training labels when fit starts, naming the first. The
+box terms are taken on the decoder's (S/4)x(S/4) logits by default (``loss.box.resolution: low_res``, BoxInst's
+stride-4 masks), against the 4x average-pooled image's colours; ``input``: at input resolution. A batch's loss
+is the mean over its animals of their mask or box loss.
+
 Validation reproduces ``SamMaskPredictor``: the exact GT boxes as prompts, ``Sam.postprocess_masks`` to the
-ORIGINAL frame resolution, threshold ``mask_threshold``; ``val/iou`` is the mean mask IoU over all animals,
-``val/box_iou`` the IoU of the GT box itself used as a mask (what a box-only annotation would give), for
-comparison. A few frames are rendered as overlays (prediction filled, GT outlined, prompt box) and logged.
+ORIGINAL frame resolution, threshold ``mask_threshold``; ``val/iou`` is the mean mask IoU over all animals that
+have a GT mask, ``val/box_iou`` the IoU of the GT box itself used as a mask (what a box-only annotation would
+give), for comparison. ``val/pred_box_iou``: the IoU of each predicted mask's tight box with the GT box, over all
+animals (what box labels can measure); where no validation animal has a mask it is also reported as ``val/iou``
+(the stage's monitor and objective), with a warning. A few frames are rendered as overlays (prediction filled, GT
+outlined, prompt box) and logged.
 """
 
 from __future__ import annotations
@@ -32,12 +43,22 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from segment_anything.modeling import MaskDecoder, Sam
 
+from samqa_framework.models.box_supervision import (
+    box_fit_iou,
+    box_loss,
+    box_loss_settings,
+    check_supervision,
+    color_similarity,
+    rasterize_boxes,
+)
 from samqa_framework.models.lit.common import (
     build_optimizer,
     build_scheduler,
     check_finite,
+    check_label_coverage,
     check_training_settings,
     from_all_ranks,
+    pairwise_ramp,
     set_trainable,
 )
 from samqa_framework.models.losses import bce_dice_loss, mask_iou
@@ -106,7 +127,9 @@ class FinetuneModule(LightningModule):
         sam: the model (``cfg.model``), trained in place.
         optimizer, scheduler: see ``models/lit/common.py``.
         loss: ``bce_weight``, ``dice_weight``, ``iou_head_weight`` (MSE of the decoder's predicted IoU against
-            the mask's true IoU; 0 disables), ``resolution`` (``input`` | ``low_res``), ``dice_smooth``.
+            the mask's true IoU; 0 disables), ``resolution`` (``input`` | ``low_res``), ``dice_smooth``; ``box``:
+            the box terms (``models.box_supervision.BOX_LOSS_DEFAULTS`` + ``resolution``, default ``low_res``).
+        supervision: ``auto`` | ``mask`` | ``box``: how box-only labels train (see the module's docstring).
         freeze_image_encoder / freeze_prompt_encoder: keep those parts fixed (encoder in eval mode, no grads).
         mask_threshold: logit threshold of the validation masks (SAM's 0.0).
         num_overlays: validation frames rendered and logged per validation; 0 disables.
@@ -115,21 +138,28 @@ class FinetuneModule(LightningModule):
 
     def __init__(self, sam: Sam, optimizer: dict | None = None, scheduler: dict | None = None,
                  loss: dict | None = None, freeze_image_encoder: bool = False, freeze_prompt_encoder: bool = False,
-                 mask_threshold: float = 0.0, num_overlays: int = 4, overlay_dir: str | None = None) -> None:
+                 mask_threshold: float = 0.0, num_overlays: int = 4, overlay_dir: str | None = None,
+                 supervision: str = "auto") -> None:
         super().__init__()
         optimizer, scheduler, loss = (to_plain(c) or {} for c in (optimizer, scheduler, loss))
         self.save_hyperparameters({"optimizer": optimizer, "scheduler": scheduler, "loss": loss,
                                    "freeze_image_encoder": freeze_image_encoder,
                                    "freeze_prompt_encoder": freeze_prompt_encoder, "mask_threshold": mask_threshold,
-                                   "num_overlays": num_overlays})
+                                   "num_overlays": num_overlays, "supervision": supervision})
         self.sam = sam
         self.optimizer_cfg, self.scheduler_cfg = optimizer, scheduler
         check_training_settings(self.optimizer_cfg, self.scheduler_cfg)
+        self.supervision = check_supervision(supervision)
+        loss = dict(loss)
+        try:
+            self.box_cfg = box_loss_settings(loss.pop("box", None), extra={"resolution": "low_res"})
+        except ConfigError as exc:
+            raise exc.under("loss") from exc
         self.loss_cfg = {"bce_weight": 1.0, "dice_weight": 1.0, "iou_head_weight": 0.0, "resolution": "input",
                          "dice_smooth": 1.0, **loss}
-        if self.loss_cfg["resolution"] not in ("input", "low_res"):
-            raise ConfigError("loss.resolution",
-                              f"must be 'input' or 'low_res', got {self.loss_cfg['resolution']!r}")
+        for key, cfg in (("loss.resolution", self.loss_cfg), ("loss.box.resolution", self.box_cfg)):
+            if cfg["resolution"] not in ("input", "low_res"):
+                raise ConfigError(key, f"must be 'input' or 'low_res', got {cfg['resolution']!r}")
         self.freeze_image_encoder = bool(freeze_image_encoder)
         if self.freeze_image_encoder:
             set_trainable(sam.image_encoder, False)
@@ -139,6 +169,7 @@ class FinetuneModule(LightningModule):
         self.num_overlays = int(num_overlays)
         self.overlay_dir = Path(overlay_dir) if overlay_dir else None
         self._val: dict[str, list] = {}
+        self._warned_box_val = False
 
     # ------------------------------------------------------------------------------------------ forward
 
@@ -154,8 +185,13 @@ class FinetuneModule(LightningModule):
         low_res, iou_pred = decode_boxes(self.sam, emb[b_idx], batch["boxes"][b_idx, k_idx])
         return low_res, iou_pred, b_idx, k_idx
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            check_label_coverage(self, self.supervision)
+
     def _loss(self, low_res: torch.Tensor, iou_pred: torch.Tensor, targets: torch.Tensor
               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """BCE + Dice (+ IoU-head MSE) of N predictions against their (N, S, S) GT masks."""
         cfg = self.loss_cfg
         size = targets.shape[-1]
         if cfg["resolution"] == "input":
@@ -172,9 +208,51 @@ class FinetuneModule(LightningModule):
             parts["iou_head"] = iou_loss.detach()
         return loss, parts
 
+    def _box_loss(self, batch: dict[str, Any], low_res: torch.Tensor, b_idx: torch.Tensor, k_idx: torch.Tensor
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """BoxInst's projection + pairwise terms of N predictions against their exact GT boxes."""
+        cfg = self.box_cfg
+        size = batch["image"].shape[-1]
+        if cfg["resolution"] == "input":
+            logits = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)[:, 0]
+        else:
+            logits = low_res[:, 0]
+        grid = logits.shape[-1]
+        stride = size / grid
+        frames = torch.unique(b_idx)  # the colour affinities once per frame, not per animal
+        image = batch["image"][frames].float()
+        if stride > 1:
+            image = F.avg_pool2d(image, kernel_size=round(stride))  # BoxInst: colours of the pooled image
+        h_w = batch["input_size"][frames].to(torch.float32)
+        valid = rasterize_boxes(torch.cat([torch.zeros_like(h_w), h_w.flip(1)], 1), grid, grid, stride)
+        similarity = color_similarity(image / 255.0, valid.to(image.device), cfg["dilation"], cfg["theta"])
+        row = torch.searchsorted(frames, b_idx)
+        boxes = rasterize_boxes(batch["target_boxes"][b_idx, k_idx], grid, grid, stride).to(logits.device)
+        return box_loss(logits, boxes, similarity[row].to(logits.dtype), cfg["projection_weight"],
+                        cfg["pairwise_weight"] * pairwise_ramp(self, cfg["pairwise_warmup_steps"]),
+                        cfg["color_threshold"], cfg["dilation"])
+
+    def _supervised_loss(self, batch: dict[str, Any], low_res: torch.Tensor, iou_pred: torch.Tensor,
+                         b_idx: torch.Tensor, k_idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The batch's loss: each animal's mask loss where it has a mask (and ``supervision`` is not ``box``), its
+        box loss otherwise, averaged over the animals (each part weighted by its share of them)."""
+        with_mask = batch["has_mask"][b_idx, k_idx].to(low_res.device)
+        if self.supervision == "box":
+            with_mask = torch.zeros_like(with_mask)
+        total, parts, n = low_res.sum() * 0.0, {}, max(len(b_idx), 1)
+        if with_mask.any():
+            loss, mask_parts = self._loss(low_res[with_mask], iou_pred[with_mask],
+                                          batch["masks"][b_idx[with_mask], k_idx[with_mask]].float())
+            total, parts = total + loss * (int(with_mask.sum()) / n), parts | mask_parts
+        if not with_mask.all():
+            box_only = ~with_mask
+            loss, box_parts = self._box_loss(batch, low_res[box_only], b_idx[box_only], k_idx[box_only])
+            total, parts = total + loss * (int(box_only.sum()) / n), parts | box_parts
+        return total, parts
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         low_res, iou_pred, b_idx, k_idx = self(batch)
-        loss, parts = self._loss(low_res, iou_pred, batch["masks"][b_idx, k_idx].float())
+        loss, parts = self._supervised_loss(batch, low_res, iou_pred, b_idx, k_idx)
         check_finite(loss, self, batch_idx, parts)
         bs = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
@@ -185,11 +263,11 @@ class FinetuneModule(LightningModule):
     # --------------------------------------------------------------------------------------- validation
 
     def on_validation_epoch_start(self) -> None:
-        self._val = {"iou": [], "box_iou": [], "loss": [], "overlays": [], "captions": []}
+        self._val = {"iou": [], "box_iou": [], "pred_box_iou": [], "loss": [], "overlays": [], "captions": []}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         low_res, iou_pred, b_idx, k_idx = self(batch)
-        loss, _ = self._loss(low_res, iou_pred, batch["masks"][b_idx, k_idx].float())
+        loss, _ = self._supervised_loss(batch, low_res, iou_pred, b_idx, k_idx)
         self._val["loss"].append(float(loss))
         for b in range(batch["image"].shape[0]):
             sel = b_idx == b
@@ -199,29 +277,43 @@ class FinetuneModule(LightningModule):
             height, width = (int(v) for v in batch["original_size"][b])
             masks = self.sam.postprocess_masks(low_res[sel], in_size, (height, width))[:, 0] > self.mask_threshold
             gt = batch["masks_orig"][b].to(masks.device)
-            ious = mask_iou(masks, gt)
+            with_mask = batch["has_mask"][b, :len(gt)].to(masks.device)
+            ious = mask_iou(masks[with_mask], gt[with_mask])
             self._val["iou"].extend(ious.tolist())
-            box_iou = mask_iou(box_masks(batch["boxes_orig"][b], height, width), gt.cpu())
+            box_iou = mask_iou(box_masks(batch["boxes_orig"][b][with_mask.cpu()], height, width),
+                               gt[with_mask].cpu())
             self._val["box_iou"].extend(box_iou.tolist())
+            fit = box_fit_iou(masks, batch["boxes_orig"][b])
+            self._val["pred_box_iou"].extend(fit.tolist())
             if len(self._val["overlays"]) < self.num_overlays:
                 h, w = in_size
                 img = batch["image"][b, :, :h, :w].permute(1, 2, 0).cpu().numpy()
                 img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
                 self._val["overlays"].append(overlay(img, masks.cpu().numpy(), gt.cpu().numpy(),
                                                      batch["boxes_orig"][b].numpy()))
-                self._val["captions"].append(f"{batch['name'][b]} IoU {ious.mean():.3f} "
-                                             f"(box {box_iou.mean():.3f})")
+                caption = (f"IoU {ious.mean():.3f} (box {box_iou.mean():.3f})" if len(ious)
+                           else f"box-fit IoU {fit.mean():.3f} (no GT mask)")
+                self._val["captions"].append(f"{batch['name'][b]} {caption}")
 
     def on_validation_epoch_end(self) -> None:
         # every rank's values first (a collective: no rank may return before it)
         val = {k: [x for part in from_all_ranks(self, self._val.get(k, [])) for x in part]
-               for k in ("iou", "box_iou", "loss")}
-        if not val["iou"]:
+               for k in ("iou", "box_iou", "pred_box_iou", "loss")}
+        if not val["pred_box_iou"]:
             return
-        self.log("val/iou", float(np.mean(val["iou"])), prog_bar=True)
-        self.log("val/box_iou", float(np.mean(val["box_iou"])))
+        self.log("val/pred_box_iou", float(np.mean(val["pred_box_iou"])))
         self.log("val/loss", float(np.mean(val["loss"])))
-        self.log("val/iou_p10", float(np.percentile(val["iou"], 10)))
+        if val["iou"]:
+            self.log("val/iou", float(np.mean(val["iou"])), prog_bar=True)
+            self.log("val/box_iou", float(np.mean(val["box_iou"])))
+            self.log("val/iou_p10", float(np.percentile(val["iou"], 10)))
+        else:  # box labels only: what they can measure stands in for the monitor and the objective
+            if not self._warned_box_val and not self.trainer.sanity_checking:
+                log.warning("no validation animal has a GT mask: val/iou and val/iou_p10 are the IoU of each "
+                            "predicted mask's tight box with the GT box (val/pred_box_iou)")
+                self._warned_box_val = True
+            self.log("val/iou", float(np.mean(val["pred_box_iou"])), prog_bar=True)
+            self.log("val/iou_p10", float(np.percentile(val["pred_box_iou"], 10)))
         if self.trainer.sanity_checking or not self._val["overlays"] or not self.trainer.is_global_zero:
             return
         log_images(self.loggers, "val/overlays", self._val["overlays"], self._val["captions"])
