@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,15 +85,31 @@ def tiny_mice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def trust_log(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
-    """``caplog`` holding ``utils.trust``'s warnings whatever earlier tests in this process did to logging (an
-    in-process app or library may reconfigure it and leave existing loggers detached)."""
+def own_log(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """``own_log("samqa_framework.x", logging.INFO)``: ``caplog`` holding that logger's records whatever earlier tests
+    in this process did to logging (an in-process app or library may reconfigure it and leave existing loggers
+    detached)."""
     import logging
 
-    logger = logging.getLogger("samqa_framework.utils.trust")
-    monkeypatch.setattr(logger, "disabled", False)
-    monkeypatch.setattr(logger, "propagate", False)  # the handler below gets each record once
-    caplog.set_level(logging.WARNING, logger=logger.name)
-    logger.addHandler(caplog.handler)
-    yield caplog
-    logger.removeHandler(caplog.handler)
+    attached: list[logging.Logger] = []
+
+    def attach(name: str, level: int = logging.INFO) -> pytest.LogCaptureFixture:
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "propagate", False)  # the handler below gets each record once
+        caplog.set_level(level, logger=name)
+        logger.addHandler(caplog.handler)
+        attached.append(logger)
+        return caplog
+
+    yield attach
+    for logger in attached:
+        logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
+def trust_log(own_log: Callable[..., Any]) -> pytest.LogCaptureFixture:
+    """``caplog`` holding ``utils.trust``'s warnings."""
+    import logging
+
+    return own_log("samqa_framework.utils.trust", logging.WARNING)

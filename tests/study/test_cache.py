@@ -87,8 +87,7 @@ def test_a_damaged_stage_record_names_its_file(tmp_path: Path) -> None:
         cache.run("s", {"a": 1}, lambda d: {"value": 1})
 
 
-def test_a_stage_another_process_runs_is_waited_for_naming_it(tmp_path: Path,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stage_another_process_runs_is_waited_for_naming_it(tmp_path: Path, own_log) -> None:
     import subprocess
     import sys
 
@@ -99,8 +98,8 @@ def test_a_stage_another_process_runs_is_waited_for_naming_it(tmp_path: Path,
     proc = subprocess.Popen([sys.executable, "-c", hold, str(stage_dir)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-        with caplog.at_level("INFO", logger="samqa_framework.study.cache"):
-            result = cache.run("s", {"a": 1}, lambda d: {"value": 2})
+        caplog = own_log("samqa_framework.study.cache")
+        result = cache.run("s", {"a": 1}, lambda d: {"value": 2})
     finally:
         proc.wait()
     assert result.outputs == {"value": 2} and not result.cached
