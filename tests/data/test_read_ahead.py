@@ -112,7 +112,7 @@ def test_a_truncated_video_read_ahead_names_the_file(tmp_path: Path) -> None:
     path = _video(tmp_path / "cut.mp4", 40)
     source = VideoReader(path)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # opened whole, cut before decoding: the error comes mid-video
+    path.write_bytes(data[: len(data) // 2])  # opened whole, cut before the reader decodes it
     with pytest.raises(DataFormatError) as err, ReadAhead(source, 0, 40, 4) as ahead:
         list(ahead)
     assert err.value.path == str(path) and "cut.mp4" in str(err.value)
