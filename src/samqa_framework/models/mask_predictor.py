@@ -80,6 +80,9 @@ class EmbeddingMemo:
         self.hits += 1
         return item[0]
 
+    def __contains__(self, key: tuple) -> bool:  # a look that is neither a hit nor a miss
+        return key in self._items
+
     def put(self, key: tuple, value: Any, nbytes: int, limit_bytes: int) -> None:
         if nbytes > limit_bytes:
             return
@@ -191,11 +194,8 @@ class MaskPredictorBase(abc.ABC):
         if ahead is not None:  # encoded ahead: wait for it (an encoder error is raised here, in the caller)
             self._adopt(key, bgr, ahead.result())
             return
-        memo_key = None
-        if self.embedding_cache_bytes and (model := self._memo_model()) is not None:
-            if self._model_key is None:
-                self._model_key = model_fingerprint(model)
-            memo_key = (self._model_key, key, bgr)
+        memo_key = self._memo_key(key, bgr)
+        if memo_key is not None:
             state = EMBEDDING_MEMO.get(memo_key)
             if state is not None:
                 self._restore_embedding(state)
@@ -203,7 +203,7 @@ class MaskPredictorBase(abc.ABC):
                 return
         rgb = as_rgb_uint8(frame, bgr)
         if self._worker is not None:  # through the worker, so that one encoder pass runs at a time
-            self._adopt(key, bgr, self._worker.submit(self._encode_job, rgb).result(), memo_key)
+            self._adopt(key, bgr, self._worker.submit(self._encode_job, rgb).result())
             return
         self._key = self._bgr = None
         with torch.inference_mode():
@@ -214,26 +214,35 @@ class MaskPredictorBase(abc.ABC):
             state, nbytes = self._embedding_state()
             EMBEDDING_MEMO.put(memo_key, state, nbytes, self.embedding_cache_bytes)
 
-    def _adopt(self, key: tuple, bgr: bool, state: Any, memo_key: tuple | None = None) -> None:
+    def _memo_key(self, key: tuple, bgr: bool) -> tuple | None:
+        """The frame's key in :data:`EMBEDDING_MEMO`; None when this predictor does not memoise."""
+        if not self.embedding_cache_bytes or (model := self._memo_model()) is None:
+            return None
+        if self._model_key is None:
+            self._model_key = model_fingerprint(model)
+        return (self._model_key, key, bgr)
+
+    def _adopt(self, key: tuple, bgr: bool, state: Any) -> None:
         """Make an embedding from the worker the current one (and memoise it when the memo is on)."""
         self._restore_embedding(state)
         self._key, self._bgr = key, bgr
-        if self.embedding_cache_bytes and (model := self._memo_model()) is not None:
-            if self._model_key is None:
-                self._model_key = model_fingerprint(model)
+        if (memo_key := self._memo_key(key, bgr)) is not None:
             state, nbytes = self._embedding_state()
-            EMBEDDING_MEMO.put(memo_key or (self._model_key, key, bgr), state, nbytes, self.embedding_cache_bytes)
+            EMBEDDING_MEMO.put(memo_key, state, nbytes, self.embedding_cache_bytes)
 
     def prefetch(self, frame: np.ndarray, bgr: bool = True) -> bool:
         """Start encoding ``frame`` (colour order as :meth:`set_frame`) on the worker thread; the ``set_frame`` or
         ``predict_*`` call that reaches a frame of the same content takes that embedding instead of encoding again.
         The pixels are copied now (a reader may reuse its buffer). At most ``AHEAD`` embeddings wait, the oldest
-        dropped first. Returns False, doing nothing, when this predictor cannot encode detached."""
+        dropped first; a frame already in the embedding memo is not encoded again. Returns False, doing nothing, when
+        this predictor cannot encode detached."""
         if not self.can_prefetch:
             return False
         key = (frame_key(frame), bgr)
         if key in self._ahead or (self.frame_size is not None and key == (self._key, self._bgr)):
             return True
+        if (memo_key := self._memo_key(*key)) is not None and memo_key in EMBEDDING_MEMO:
+            return True  # a sweep's later trial: set_frame finds it in the memo
         rgb = as_rgb_uint8(frame, bgr)
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-ahead")

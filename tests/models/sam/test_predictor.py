@@ -148,6 +148,18 @@ def test_embedding_memo_shared_by_predictors_with_the_same_weights() -> None:
     off = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)))  # the default: no memo
     off.predict_boxes(frames[0], BOXES)
     assert off.encoder_calls == 1 and EMBEDDING_MEMO.hits == 3
+    torch.manual_seed(0)  # a trial that encodes ahead: memoised frames are not encoded again, new ones are memoised
+    ahead = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)), embedding_cache_mb=64)
+    new = random_frame(3)
+    for frame in [*frames, new]:
+        ahead.prefetch(frame)
+    assert len(ahead._ahead) == 1
+    for frame, (masks, _) in zip(frames, expected, strict=True):
+        np.testing.assert_array_equal(ahead.predict_boxes(frame, BOXES)[0], masks)
+    ahead.predict_boxes(new, BOXES)
+    assert ahead.encoder_calls == 1 and EMBEDDING_MEMO.hits == 6
+    ahead.close()
+    assert second.predict_boxes(new, BOXES) is not None and second.encoder_calls == 0  # memoised from the worker
     EMBEDDING_MEMO.clear()
 
 
