@@ -5,12 +5,17 @@
     python scripts/readme_tables.py --results <qa_pareto sweep>/pareto.json --block qa_pareto_rats
     python scripts/readme_tables.py --results <folder of samqa-annotate runs> --block qa_check
     python scripts/readme_tables.py --results docs/bench_review.json --block bench_review
+    python scripts/readme_tables.py --results docs/bench_annotate.json --block bench_annotate
 
 A ``qa_check`` block is one line per ``samqa-annotate`` run folder under ``--results`` (sorted by name): the QA
 settings it ran with (its ``.hydra/config.yaml``) and its ``label_quality.json`` figures.
 
 A ``bench_review`` block is the review-page latency of ``scripts/bench_review.py --out FILE.json``: submit -> next
 question with ``prompts=web`` and ``prompts=queue`` side by side, the web path's split and the machine's load.
+
+A ``bench_annotate`` block is ``scripts/bench_annotate.py --out FILE.json``: each annotation path's frames/s beside
+today's inline loop on the same frames, box IoU and its difference, whether the labels are byte-identical, peak RSS
+and its growth with the video's length, and the machine's load.
 
 A ``qa_pareto_<data set>`` block is the Pareto front of a ``hparams_search=qa_pareto`` sweep (its ``pareto.json``);
 the sweep's ``pareto.png`` is copied beside the README as ``docs/<block>.png`` and shown under the table.
@@ -126,6 +131,52 @@ def bench_review_block(report: Mapping[str, Any]) -> str:
             f"load average {load['start'][0]:.2f} -> {load['end'][0]:.2f} on {report['cpus']} CPUs.")
 
 
+ANNOTATE_PATHS = {"inline": "inline (`read_ahead=0 encode_ahead=false`: today's loop)",
+                  "overlap": "overlap (`read_ahead=4 encode_ahead=true`, the default)",
+                  "overlap_ort": "overlap + `annotator.predictor.runtime=onnxruntime`"}
+PASSIVE = "+passive"
+
+
+def _annotate_path(path: str) -> str:
+    name = ANNOTATE_PATHS.get(path.removesuffix(PASSIVE), path.removesuffix(PASSIVE))
+    return f"{name}, `OMP_WAIT_POLICY=PASSIVE`" if path.endswith(PASSIVE) else name
+
+
+def bench_annotate_block(report: Mapping[str, Any]) -> str:
+    """One line per (path, length), each beside the baseline run on the same frames (``+passive`` paths beside
+    ``inline+passive``), then memory growth, the issue's targets met or missed, and what ran where."""
+    comparisons = {(c["encoder"], c["path"], c["frames"], c["baseline"]): c for c in report["comparisons"]}
+    header = ["path", "frames", "frames/s", "speed-up (same frames)", "box IoU", "box IoU diff", "labels identical",
+              "peak RSS MB", "cpu / wall", "load (1 min)"]
+    lines = []
+    for r in report["rows"]:
+        own = "inline" + (PASSIVE if r["path"].endswith(PASSIVE) else "")
+        c = comparisons.get((r["encoder"], r["path"], r["frames"], own)) or comparisons.get(
+            (r["encoder"], r["path"], r["frames"], "inline"))
+        speed = f"{c['speedup']:.2f}x vs {c['baseline']}" if c else "-"
+        diff = f"{c['box_iou_diff']:+.4f}" if c and c["box_iou_diff"] is not None else "-"
+        same = ("yes" if c["labels_identical"] else "no") if c else "-"
+        lines.append([_annotate_path(r["path"]) + ("" if len(report["encoders"]) == 1 else f" [{r['encoder']}]"),
+                      f"{r['frames']:,}", f"{r['fps']:.2f}", speed, _cell(r["mean_box_iou"], digits=4), diff, same,
+                      f"{r['peak_rss_mb']:,.0f}", f"{r['cpu_per_wall']:.2f}", f"{r['load_average']['start'][0]:.2f}"])
+    growth = "; ".join(f"{_annotate_path(g['path'])} {g['long']:,} / {g['short']:,} frames {g['ratio']:.3f}"
+                       for g in report["rss_growth"]) or "not measured (one length per path)"
+    today = [c for c in report["comparisons"] if c["baseline"] == "inline" and c["path"] == "overlap"]
+    targets = ""
+    if today:
+        speed, diff = min(c["speedup"] for c in today), max(abs(c["box_iou_diff"] or 0) for c in today)
+        verdict = "meets" if speed >= 2 else "misses"
+        targets = (f" Against today's loop the overlapped one runs {speed:.2f}x as fast ({verdict} the 2x target) "
+                   f"with box IoU within {diff:.4f}.")
+    load = report["load_average"]
+    checkpoint = Path(report["checkpoint"]).name if report.get("checkpoint") else "random weights"
+    notes = f" {report['notes'].rstrip('.')}." if report.get("notes") else ""
+    return (f"{markdown(header, lines)}\n\n"
+            f"Peak RSS, longest / shortest run (limit {report['rss_limit']}): {growth}.{targets} "
+            f"{report['data']}, image size {report['image_size']}, {checkpoint}; load average "
+            f"{load['start'][0]:.2f} -> {load['end'][0]:.2f} on {report['cpus']} CPUs.{notes}")
+
+
 def render(block: str, rows: Sequence[Mapping[str, Any]]) -> str:
     if block == "table2":
         header, lines = table2(rows)
@@ -149,7 +200,7 @@ def main() -> None:
                         help="a study's results.json, a sweep's pareto.json or (qa_check) a folder of annotate runs")
     parser.add_argument("--block", required=True,
                         help="table2 | ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
-                             "bench_review (bench_review.py's --out)")
+                             "bench_review (bench_review.py's --out) | bench_annotate (bench_annotate.py's --out)")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args()
     if args.block == "qa_check":
@@ -158,6 +209,8 @@ def main() -> None:
         data = args.results.read_bytes()
         if args.block == "bench_review":
             rendered = bench_review_block(json.loads(data))
+        elif args.block == "bench_annotate":
+            rendered = bench_annotate_block(json.loads(data))
         elif args.block.startswith("qa_pareto_"):
             rendered = pareto_block(args.block, json.loads(data), args.results.parent, args.readme)
         else:

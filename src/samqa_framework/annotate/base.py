@@ -149,6 +149,11 @@ class Annotator(abc.ABC):
     def attach(self, store: LabelStore) -> None:  # noqa: B027 - optional hook
         """Called once per run after :meth:`start`, with the sequence's label store (before any replay)."""
 
+    def prefetch(self, image: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """The pixels of the frame after the one :meth:`step` gets next (the run calls this just before that step,
+        when asked to overlap work): start what does not depend on labels, e.g. the image embedding. Must not change
+        any result: a run that never calls it labels the same."""
+
     @abc.abstractmethod
     def step(self, frame: int, image: np.ndarray) -> FrameLabels:
         """Labels of 1-based ``frame`` whose pixels are ``image`` (uint8 BGR, as OpenCV reads it)."""

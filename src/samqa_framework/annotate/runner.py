@@ -2,6 +2,11 @@
 
 Frames are read lazily from where the store stops, so a restart costs no recomputation and the labels equal an
 uninterrupted run's (the annotator's state is rebuilt by replaying the stored frames through ``commit``).
+
+Overlapping work (the same frames in the same order, so the same labels): ``read_ahead`` > 0 decodes up to that
+many frames ahead on a reader thread (:class:`~samqa_framework.data.video.ReadAhead`); ``encode_ahead`` hands the
+annotator the next frame before each step (:meth:`Annotator.prefetch`: SAM-QA encodes it while it finishes the
+current frame, whose box prompts the next frame needs but whose embedding it does not).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ from samqa_framework.annotate.store import LabelStore
 from samqa_framework.data.mot import MotTable
 from samqa_framework.data.preview import draw_labels
 from samqa_framework.data.sequence import Sequence
-from samqa_framework.data.video import VideoWriter
+from samqa_framework.data.video import VideoWriter, iter_frames
 from samqa_framework.utils.errors import DataFormatError, check_number
 from samqa_framework.utils.io import atomic_write_json, atomic_write_text
 
@@ -43,13 +48,14 @@ class AnnotationResult:
 
 def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | os.PathLike[str],
                       fingerprint: Mapping[str, Any] | None = None, max_frames: int | None = None,
-                      progress: bool = True, overlay: bool = False, num_animals: int | None = None
-                      ) -> AnnotationResult:
+                      progress: bool = True, overlay: bool = False, num_animals: int | None = None,
+                      read_ahead: int = 0, encode_ahead: bool = False) -> AnnotationResult:
     """Annotate ``sequence`` into ``out_dir`` (resuming a previous run of the same fingerprint there).
 
     ``max_frames`` stops early (a prefix of the sequence, e.g. for quick runs). ``overlay`` also writes
-    ``overlay.mp4`` (labels drawn on the frames). Raises whatever the annotator raises (e.g.
-    ``PromptsNeeded``); every frame finished before that is already on disk.
+    ``overlay.mp4`` (labels drawn on the frames). ``read_ahead`` / ``encode_ahead``: overlap decoding and the
+    image encoder with the rest of the loop (module docstring; labels unchanged). Raises whatever the annotator
+    raises (e.g. ``PromptsNeeded``); every frame finished before that is already on disk.
     """
     if sequence.gt_path.is_file():
         sequence.gt()  # frames and ground truth must agree before any work (names the file at fault)
@@ -57,6 +63,7 @@ def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | o
     if max_frames is not None:
         max_frames = check_number("max_frames", max_frames, 1, integer=True)  # a prefix of at least one frame
     total = sequence.info.seq_length if max_frames is None else min(max_frames, sequence.info.seq_length)
+    read_ahead = check_number("read_ahead", read_ahead, 0, integer=True)
     annotator.start(sequence, num_animals)
     try:  # after start: a method that cannot run here leaves no store behind
         store = LabelStore(out_dir, fingerprint)
@@ -64,11 +71,30 @@ def annotate_sequence(annotator: Annotator, sequence: Sequence, out_dir: str | o
         annotator.close()
         raise
     with store:  # the store's lock is released however the run ends
-        return _annotate(annotator, sequence, store, frames, total, progress, overlay)
+        return _annotate(annotator, sequence, store, frames, total, progress, overlay, read_ahead, encode_ahead)
+
+
+def _with_next(images: Iterator[Any], encode_ahead: bool) -> Iterator[tuple[Any, Any]]:
+    """``(image, next image or None)`` pairs. Without ``encode_ahead`` the next image is not read before its turn (as
+    ever). With it, an error reading the next image is raised only after the current one is yielded, so the frames
+    before a bad one are labelled and stored as inline."""
+    if not encode_ahead:
+        for image in images:
+            yield image, None
+        return
+    current = next(images, None)
+    while current is not None:
+        try:
+            upcoming = next(images, None)
+        except Exception:
+            yield current, None
+            raise
+        yield current, upcoming
+        current = upcoming
 
 
 def _annotate(annotator: Annotator, sequence: Sequence, store: LabelStore, frames: Any, total: int,
-              progress: bool, overlay: bool) -> AnnotationResult:
+              progress: bool, overlay: bool, read_ahead: int = 0, encode_ahead: bool = False) -> AnnotationResult:
     interventions = 0
     done = 0
     try:  # from attach on, the annotator is closed whatever happens (a prompt provider's server stops with the run)
@@ -82,8 +108,11 @@ def _annotate(annotator: Annotator, sequence: Sequence, store: LabelStore, frame
             log.info("%s: resuming %s at frame %d of %d", annotator.name, sequence.name, done + 1, total)
         bar = tqdm(total=total, initial=done, desc=f"{annotator.name} {sequence.name}", unit="frame",
                    disable=not progress, dynamic_ncols=True)
-        with bar:
-            for index, image in enumerate(frames.iter_range(done, total), start=done):
+        images = iter_frames(frames, done, total, read_ahead)
+        with bar, contextlib.closing(images):  # the reader thread stops (and the decoder is released) however it ends
+            for index, (image, upcoming) in enumerate(_with_next(images, encode_ahead), start=done):
+                if upcoming is not None:
+                    annotator.prefetch(upcoming)
                 labels = annotator.step(index + 1, image)
                 store.append(labels)
                 annotator.commit(labels)

@@ -65,7 +65,9 @@ def annotate(cfg: DictConfig) -> list[AnnotationResult]:
                     result = annotate_sequence(annotator, seq, Path(cfg.out_dir) / seq.name,
                                                {**fingerprint(cfg), "input": sequence_identity(seq)},
                                                max_frames=max_frames, progress=cfg.get("progress", True),
-                                               overlay=cfg.get("overlay", False), num_animals=manifest.num_animals)
+                                               overlay=cfg.get("overlay", False), num_animals=manifest.num_animals,
+                                               read_ahead=cfg.get("read_ahead", 0),
+                                               encode_ahead=cfg.get("encode_ahead", False))
             except GroundTruthMissing as exc:  # the others may have it: label those, name this one
                 log.error("skipped: %s", exc)
                 skipped.append(exc)

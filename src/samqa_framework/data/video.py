@@ -1,4 +1,4 @@
-"""Lazy frame sources (an mp4 or an ``img1/`` folder) and an atomic video writer, on OpenCV.
+"""Lazy frame sources (an mp4 or an ``img1/`` folder), a bounded read-ahead and an atomic video writer, on OpenCV.
 
 Frames are decoded one at a time and never kept: memory does not grow with the video's length.
 Frames are BGR ``uint8`` arrays (OpenCV's order); indices are 0-based, MOT frame numbers 1-based.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import abc
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -174,6 +176,105 @@ def _ends(path: Path, length: int = 32) -> tuple[bytes, bytes, int]:
 
 def _image_kind(head: bytes) -> str | None:
     return next((kind for sig, kind in _SIGNATURES if head.startswith(sig)), None)
+
+
+class ReadAhead:
+    """Frames ``start .. stop`` of ``source`` decoded on a reader thread into a queue of at most ``size`` frames.
+
+    Iterating gives the frames of ``source.iter_range(start, stop)`` in order, so a consumer sees exactly what it would
+    read inline, while the next frames are decoded during its own work (OpenCV releases the GIL while decoding).
+    Memory is bounded: at most ``size`` frames wait in the queue and one more in the reader's hands. An error in the
+    reader is raised by the consumer's ``next`` at the frame it stopped at, with a note naming the source (the
+    frames before it are delivered first, as inline). :meth:`close` (also on leaving a ``with`` block) stops the
+    reader, which finishes at most the frame it is decoding, and releases the source.
+    """
+
+    _POLL_S = 0.1  # how often a blocked reader or consumer looks whether the other side is gone
+
+    def __init__(self, source: FrameSource, start: int, stop: int, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"read-ahead size must be >= 1, got {size}")
+        self.path = source.path
+        self._next_index = start  # of the frame the consumer gets next (0-based, in the source)
+        self._queue: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=size)
+        self._closed = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(target=self._read, args=(source, start, stop), daemon=True,
+                                        name=f"read-ahead {self.path.name}")
+        self._thread.start()
+
+    def _read(self, source: FrameSource, start: int, stop: int) -> None:
+        frames = source.iter_range(start, stop)
+        try:
+            for frame in frames:
+                if not self._put("frame", frame):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            self._put("error", exc)
+            return
+        finally:
+            if close := getattr(frames, "close", None):  # the decoder's handle is released here, however it ends
+                close()
+        self._put("end", None)
+
+    def _put(self, kind: str, value: object) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put((kind, value), timeout=self._POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> ReadAhead:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self._ended:
+            raise StopIteration
+        while True:
+            try:
+                kind, value = self._queue.get(timeout=self._POLL_S)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    self._ended = True
+                    raise RuntimeError(f"{self.path}: the read-ahead thread stopped without a frame or an error "
+                                       "(closed while reading?)") from None
+        if kind == "frame":
+            self._next_index += 1
+            return value  # type: ignore[return-value]
+        self._ended = True
+        self._thread.join()
+        if kind == "error":
+            assert isinstance(value, BaseException)
+            value.add_note(f"(raised on the read-ahead thread while decoding frame {self._next_index + 1} of "
+                           f"{self.path})")
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the reader and wait for it (it finishes at most the frame it is decoding); frames not yet
+        consumed are dropped. Safe to call twice."""
+        self._closed.set()
+        self._ended = True
+        self._thread.join()
+        while not self._queue.empty():  # drop the decoded frames now, not when the iterator is collected
+            self._queue.get_nowait()
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_frames(source: FrameSource, start: int, stop: int, read_ahead: int = 0) -> Iterator[np.ndarray] | ReadAhead:
+    """Frames ``start .. stop`` of ``source``: decoded inline (``read_ahead`` 0) or up to ``read_ahead`` frames ahead
+    on a reader thread (:class:`ReadAhead`; close it, or the generator, when done)."""
+    if read_ahead < 0:
+        raise ValueError(f"read_ahead must be >= 0, got {read_ahead}")
+    return ReadAhead(source, start, stop, read_ahead) if read_ahead else source.iter_range(start, stop)
 
 
 class VideoWriter(AtomicStreamWriter):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,9 @@ import torch
 
 # Prompts decoded per mask-decoder call: bounds the (chunk, H, W) float masks held at full frame size.
 PROMPT_CHUNK = 16
+# Embeddings encoded ahead (``prefetch``) kept waiting for their frame; older ones are dropped. A loop prefetches the
+# next frame only, so 2 leaves room for one frame that never asked for its embedding (e.g. nothing to prompt).
+AHEAD = 2
 
 
 def frame_key(frame: np.ndarray) -> tuple[tuple[int, ...], str, bytes]:
@@ -76,6 +80,9 @@ class EmbeddingMemo:
         self.hits += 1
         return item[0]
 
+    def __contains__(self, key: tuple) -> bool:  # a look that is neither a hit nor a miss
+        return key in self._items
+
     def put(self, key: tuple, value: Any, nbytes: int, limit_bytes: int) -> None:
         if nbytes > limit_bytes:
             return
@@ -102,6 +109,10 @@ class MaskPredictorBase(abc.ABC):
     prompt calls on one frame cost one encoder pass (``encoder_calls`` counts them). With ``multimask`` the
     decoder proposes three masks per prompt and the one with the highest predicted IoU is kept.
 
+    :meth:`prefetch` encodes a frame ahead on a worker thread (subclasses that implement ``_encode_detached``): a
+    video loop hands it the next frame, whose embedding does not depend on the current frame's labels, and the
+    encoder runs while the loop decodes, cleans and checks the current frame's masks. :meth:`close` stops it.
+
     ``embedding_cache_mb`` > 0 keeps up to that many MB of embeddings in the process-wide :data:`EMBEDDING_MEMO`
     (subclasses that implement ``_embedding_state`` / ``_restore_embedding``), so that another predictor with the
     same weights (the next trial of a sweep) reuses them.
@@ -116,6 +127,8 @@ class MaskPredictorBase(abc.ABC):
         self._key: tuple | None = None
         self._bgr: bool | None = None
         self.encoder_calls = 0
+        self._worker: ThreadPoolExecutor | None = None
+        self._ahead: OrderedDict[tuple, Future] = OrderedDict()  # (frame key, bgr) -> its embedding being encoded
 
     # -- what a subclass provides ------------------------------------------------------------------------------
     device: torch.device
@@ -153,6 +166,21 @@ class MaskPredictorBase(abc.ABC):
     def _restore_embedding(self, state: Any) -> None:
         raise NotImplementedError
 
+    def _encode_detached(self, rgb: np.ndarray) -> Any:
+        """Encode an RGB uint8 frame without touching the current frame's embedding; returns what
+        ``_restore_embedding`` takes. Runs on the prefetch worker (under inference mode); one pass at a time."""
+        raise NotImplementedError
+
+    @property
+    def can_prefetch(self) -> bool:
+        return type(self)._encode_detached is not MaskPredictorBase._encode_detached
+
+    def _encode_job(self, rgb: np.ndarray) -> Any:
+        with torch.inference_mode():  # thread-local: the worker sets its own
+            state = self._encode_detached(rgb)
+        self.encoder_calls += 1  # only the worker counts while it exists (one thread at a time)
+        return state
+
     # -- shared ------------------------------------------------------------------------------------------------
     def set_frame(self, frame: np.ndarray, bgr: bool = True) -> None:
         """Encode ``frame`` (uint8, (H, W, 3) BGR as OpenCV reads it, or RGB with ``bgr=False``; grey allowed).
@@ -162,17 +190,21 @@ class MaskPredictorBase(abc.ABC):
         key = frame_key(frame)
         if self.frame_size is not None and key == self._key and bgr == self._bgr:
             return
-        memo_key = None
-        if self.embedding_cache_bytes and (model := self._memo_model()) is not None:
-            if self._model_key is None:
-                self._model_key = model_fingerprint(model)
-            memo_key = (self._model_key, key, bgr)
+        ahead = self._ahead.pop((key, bgr), None)
+        if ahead is not None:  # encoded ahead: wait for it (an encoder error is raised here, in the caller)
+            self._adopt(key, bgr, ahead.result())
+            return
+        memo_key = self._memo_key(key, bgr)
+        if memo_key is not None:
             state = EMBEDDING_MEMO.get(memo_key)
             if state is not None:
                 self._restore_embedding(state)
                 self._key, self._bgr = key, bgr
                 return
         rgb = as_rgb_uint8(frame, bgr)
+        if self._worker is not None:  # through the worker, so that one encoder pass runs at a time
+            self._adopt(key, bgr, self._worker.submit(self._encode_job, rgb).result())
+            return
         self._key = self._bgr = None
         with torch.inference_mode():
             self._encode(rgb)
@@ -181,6 +213,53 @@ class MaskPredictorBase(abc.ABC):
         if memo_key is not None:
             state, nbytes = self._embedding_state()
             EMBEDDING_MEMO.put(memo_key, state, nbytes, self.embedding_cache_bytes)
+
+    def _memo_key(self, key: tuple, bgr: bool) -> tuple | None:
+        """The frame's key in :data:`EMBEDDING_MEMO`; None when this predictor does not memoise."""
+        if not self.embedding_cache_bytes or (model := self._memo_model()) is None:
+            return None
+        if self._model_key is None:
+            self._model_key = model_fingerprint(model)
+        return (self._model_key, key, bgr)
+
+    def _adopt(self, key: tuple, bgr: bool, state: Any) -> None:
+        """Make an embedding from the worker the current one (and memoise it when the memo is on)."""
+        self._restore_embedding(state)
+        self._key, self._bgr = key, bgr
+        if (memo_key := self._memo_key(key, bgr)) is not None:
+            state, nbytes = self._embedding_state()
+            EMBEDDING_MEMO.put(memo_key, state, nbytes, self.embedding_cache_bytes)
+
+    def prefetch(self, frame: np.ndarray, bgr: bool = True) -> bool:
+        """Start encoding ``frame`` (colour order as :meth:`set_frame`) on the worker thread; the ``set_frame`` or
+        ``predict_*`` call that reaches a frame of the same content takes that embedding instead of encoding again.
+        The pixels are copied now (a reader may reuse its buffer). At most ``AHEAD`` embeddings wait, the oldest
+        dropped first; a frame already in the embedding memo is not encoded again. Returns False, doing nothing, when
+        this predictor cannot encode detached."""
+        if not self.can_prefetch:
+            return False
+        key = (frame_key(frame), bgr)
+        if key in self._ahead or (self.frame_size is not None and key == (self._key, self._bgr)):
+            return True
+        if (memo_key := self._memo_key(*key)) is not None and memo_key in EMBEDDING_MEMO:
+            return True  # a sweep's later trial: set_frame finds it in the memo
+        rgb = as_rgb_uint8(frame, bgr)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-ahead")
+        self._ahead[key] = self._worker.submit(self._encode_job, rgb)
+        while len(self._ahead) > AHEAD:
+            self._ahead.popitem(last=False)[1].cancel()  # not started: never runs; running: its result is dropped
+        return True
+
+    def close(self) -> None:
+        """Stop the prefetch worker (a pass in progress finishes first) and drop the embeddings encoded ahead. The
+        predictor stays usable (a later ``prefetch`` starts a new worker)."""
+        for pending in self._ahead.values():
+            pending.cancel()
+        self._ahead.clear()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
 
     def _ensure(self, frame: np.ndarray, bgr: bool | None) -> None:
         if bgr is None:  # keep whichever colour order the frame was set with

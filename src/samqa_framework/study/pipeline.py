@@ -141,7 +141,8 @@ class StudyJob:
                 with config_node(annotator_cfg, ""):  # what the method checks when it starts on a sequence
                     res = annotate_sequence(annotator, seq, stage_dir / seq.name, fingerprint=spec,
                                             max_frames=cfg.get("max_frames"), progress=self.progress,
-                                            num_animals=manifest.num_animals)
+                                            num_animals=manifest.num_animals, read_ahead=cfg.get("read_ahead", 0),
+                                            encode_ahead=cfg.get("encode_ahead", False))
                 sequences[seq.name] = {"labels_dir": str(res.out_dir), "frames": res.frames, "counts": res.counts,
                                        "quality": res.quality}
             frames = sum(s["frames"] for s in sequences.values())

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -146,6 +148,18 @@ def test_embedding_memo_shared_by_predictors_with_the_same_weights() -> None:
     off = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)))  # the default: no memo
     off.predict_boxes(frames[0], BOXES)
     assert off.encoder_calls == 1 and EMBEDDING_MEMO.hits == 3
+    torch.manual_seed(0)  # a trial that encodes ahead: memoised frames are not encoded again, new ones are memoised
+    ahead = SamMaskPredictor(build_sam(TimmEncoder("tiny_vit_5m_224", img_size=64)), embedding_cache_mb=64)
+    new = random_frame(3)
+    for frame in [*frames, new]:
+        ahead.prefetch(frame)
+    assert len(ahead._ahead) == 1
+    for frame, (masks, _) in zip(frames, expected, strict=True):
+        np.testing.assert_array_equal(ahead.predict_boxes(frame, BOXES)[0], masks)
+    ahead.predict_boxes(new, BOXES)
+    assert ahead.encoder_calls == 1 and EMBEDDING_MEMO.hits == 6
+    ahead.close()
+    assert second.predict_boxes(new, BOXES) is not None and second.encoder_calls == 0  # memoised from the worker
     EMBEDDING_MEMO.clear()
 
 
@@ -161,3 +175,68 @@ def test_embedding_memo_evicts_least_recently_used_within_its_limit() -> None:
     assert memo.get(("c",)) is None and memo.get(("b",)) == "B" and memo.get(("d",)) == "D"
     memo.put(("e",), "E", nbytes=101, limit_bytes=100)  # larger than the whole memo: not kept
     assert memo.get(("e",)) is None and memo.bytes == 80
+
+
+# -- encoding ahead (prefetch) ---------------------------------------------------------------------------------
+
+
+def test_a_prefetched_embedding_is_encoded_on_the_worker_and_used_once(sam) -> None:
+    threads: list[str] = []
+    handle = sam.image_encoder.register_forward_hook(
+        lambda _m, _a, _o: threads.append(threading.current_thread().name))
+    try:
+        plain = SamMaskPredictor(sam)
+        want = [plain.predict_boxes(random_frame(s), BOXES) for s in (5, 6)]
+        threads.clear()
+        ahead = SamMaskPredictor(sam)
+        assert ahead.can_prefetch
+        frames = [random_frame(5), random_frame(6)]
+        assert ahead.prefetch(frames[0]) and ahead.prefetch(frames[0].copy())  # same content: one pass
+        for i, frame in enumerate(frames):
+            if i + 1 < len(frames):
+                ahead.prefetch(frames[i + 1])  # the next frame while this one is prompted
+            masks, scores = ahead.predict_boxes(frame, BOXES)
+            again = ahead.predict_points(frame, np.array([[[10, 10]]]))
+            assert np.array_equal(masks, want[i][0]) and np.array_equal(scores, want[i][1])
+            assert again[0].shape == (1, H, W)
+        assert ahead.encoder_calls == 2 and len(threads) == 2
+        assert all(name.startswith("encode-ahead") for name in threads)
+        ahead.close()
+        assert not [t for t in threading.enumerate() if t.name.startswith("encode-ahead")]
+        ahead.predict_boxes(random_frame(7), BOXES)  # usable after close, inline again
+        assert threads[-1] == threading.current_thread().name and ahead.encoder_calls == 3
+    finally:
+        handle.remove()
+
+
+def test_prefetch_copies_the_pixels_and_a_changed_buffer_is_encoded_again(counted) -> None:
+    predictor, seen = counted
+    frame = random_frame(8)
+    original = frame.copy()
+    predictor.prefetch(frame)
+    frame[:] = random_frame(9)  # a reader reusing its buffer before the prefetch ran (or after)
+    predictor.predict_boxes(frame, BOXES)
+    assert predictor.encoder_calls == 2  # the new content is encoded; the prefetched one is kept for its frame
+    predictor.predict_boxes(original, BOXES)
+    assert predictor.encoder_calls == 2 and len(seen) == 2
+    predictor.close()
+
+
+def test_at_most_AHEAD_embeddings_wait_and_an_encoder_error_is_raised_in_the_caller(sam, monkeypatch) -> None:
+    from samqa_framework.models.mask_predictor import AHEAD
+
+    predictor = SamMaskPredictor(sam)
+    for s in range(10, 16):
+        predictor.prefetch(random_frame(s))
+        assert len(predictor._ahead) <= AHEAD
+    predictor.close()
+    assert not predictor._ahead
+
+    def broken(*_a, **_k):
+        raise RuntimeError("encoder exploded")
+
+    monkeypatch.setattr(predictor._detached, "set_image", broken)
+    predictor.prefetch(random_frame(20))
+    with pytest.raises(RuntimeError, match="encoder exploded"):
+        predictor.predict_boxes(random_frame(20), BOXES)
+    predictor.close()

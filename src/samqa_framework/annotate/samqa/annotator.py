@@ -84,7 +84,17 @@ class SamQaAnnotator(Annotator):
         self.prompts.attach(store)
 
     def close(self) -> None:
-        self.prompts.close()
+        try:
+            self.prompts.close()
+        finally:  # the encode-ahead worker stops however the run ends
+            for predictor in {id(p): p for p in (self.predictor, self.recovery_predictor)}.values():
+                if close := getattr(predictor, "close", None):
+                    close()
+
+    def prefetch(self, image: np.ndarray) -> None:
+        # the next frame's embedding does not depend on this frame's labels (its box prompts do)
+        if prefetch := getattr(self.predictor, "prefetch", None):
+            prefetch(image)
 
     # -- state (rebuilt from the store on resume) --------------------------------------------------------------
     def commit(self, labels: FrameLabels) -> None:

@@ -37,6 +37,7 @@ class SamMaskPredictor(MaskPredictorBase):
         self.sam = sam.to(device).eval()
         self.device = torch.device(device)
         self._predictor = SamPredictor(self.sam)
+        self._detached = SamPredictor(self.sam)  # the prefetch worker's: same model, its own frame state
 
     @property
     def frame_size(self) -> tuple[int, int] | None:
@@ -51,6 +52,13 @@ class SamMaskPredictor(MaskPredictorBase):
     def _embedding_state(self) -> tuple[tuple, int]:
         p = self._predictor
         return (p.features, p.original_size, p.input_size), p.features.numel() * p.features.element_size()
+
+    def _encode_detached(self, rgb: np.ndarray) -> tuple:
+        p = self._detached
+        p.set_image(rgb, image_format="RGB")
+        state = (p.features, p.original_size, p.input_size)
+        p.reset_image()  # the state now belongs to whoever adopts it
+        return state
 
     def _restore_embedding(self, state: tuple) -> None:
         p = self._predictor
