@@ -166,8 +166,15 @@ def bench_annotate_block(report: Mapping[str, Any]) -> str:
     if today:
         speed, diff = min(c["speedup"] for c in today), max(abs(c["box_iou_diff"] or 0) for c in today)
         verdict = "meets" if speed >= 2 else "misses"
-        targets = (f" Against today's loop the overlapped one runs {speed:.2f}x as fast ({verdict} the 2x target) "
-                   f"with box IoU within {diff:.4f}.")
+        targets = (f" Against today's loop the overlapped one runs {speed:.2f}x as fast with box IoU within "
+                   f"{diff:.4f}.")
+        passive = [c for c in report["comparisons"] if c["baseline"] == "inline" + PASSIVE]
+        if passive:  # with spinning OpenMP threads the ratio measures the machine's load, not the overlap
+            fair = min(c["speedup"] for c in passive)
+            verdict = "meets" if fair >= 2 else "misses"
+        targets += (f" With OpenMP's waiting threads asleep in both (`OMP_WAIT_POLICY=PASSIVE`, so that spinning under "
+                    f"load does not decide the ratio): {fair:.2f}x ({verdict} the 2x target)." if passive
+                    else f" ({verdict} the 2x target).")
     load = report["load_average"]
     checkpoint = Path(report["checkpoint"]).name if report.get("checkpoint") else "random weights"
     notes = f" {report['notes'].rstrip('.')}." if report.get("notes") else ""
