@@ -184,6 +184,28 @@ def bench_annotate_block(report: Mapping[str, Any]) -> str:
             f"{load['start'][0]:.2f} -> {load['end'][0]:.2f} on {report['cpus']} CPUs.{notes}")
 
 
+def bench_encoders_block(report: Mapping[str, Any], targets: Mapping[int, float] | None = None) -> str:
+    """Each size's models beside ViT-B and eager from one ``bench_encoders.py`` run; a busy-CPU row is flagged and the
+    issue's speed-up targets (x ViT-B, by size) are met or missed by the best student row."""
+    targets = {1024: 15.0, 256: 10.0} if targets is None else targets
+    header = ["size", "model", "median ms", "vs ViT-B", "vs eager", "max abs diff vs eager", "cpu / wall",
+              "load before", "busy CPU"]
+    lines, verdicts = [], []
+    for size, models in sorted(report.items(), key=lambda kv: -int(kv[0])):
+        for name, r in models.items():
+            lines.append([size, f"{r['model']} ({'teacher' if name == 'teacher' else r.get('runtime', 'eager')})",
+                          f"{r['median_ms']:.1f}", f"{r.get('speedup_vs_teacher', 1.0):.1f}x",
+                          f"{r['speedup_vs_eager']:.2f}x" if r.get("speedup_vs_eager") else "-",
+                          f"{r['max_abs_diff_vs_eager']:.1e}" if r.get("max_abs_diff_vs_eager") is not None else "-",
+                          f"{r['cpu_per_wall']:.2f}", f"{r['loadavg_1m_before']:.2f}",
+                          "yes" if r.get("contended") else "no"])
+        best = max((r.get("speedup_vs_teacher", 0.0) for n, r in models.items() if n != "teacher"), default=0.0)
+        if int(size) in targets:
+            goal = targets[int(size)]
+            verdicts.append(f"{size} px {best:.1f}x ({'meets' if best >= goal else 'misses'} >= {goal:g}x)")
+    return f"{markdown(header, lines)}\n\nBest student against ViT-B: {'; '.join(verdicts)}."
+
+
 def render(block: str, rows: Sequence[Mapping[str, Any]]) -> str:
     if block == "table2":
         header, lines = table2(rows)
@@ -207,7 +229,8 @@ def main() -> None:
                         help="a study's results.json, a sweep's pareto.json or (qa_check) a folder of annotate runs")
     parser.add_argument("--block", required=True,
                         help="table2 | ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
-                             "bench_review (bench_review.py's --out) | bench_annotate (bench_annotate.py's --out)")
+                             "bench_review (bench_review.py's --out) | bench_annotate (bench_annotate.py's --out) | "
+                             "bench_encoders (bench_encoders.py's --out)")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args()
     if args.block == "qa_check":
@@ -218,6 +241,8 @@ def main() -> None:
             rendered = bench_review_block(json.loads(data))
         elif args.block == "bench_annotate":
             rendered = bench_annotate_block(json.loads(data))
+        elif args.block == "bench_encoders":
+            rendered = bench_encoders_block(json.loads(data))
         elif args.block.startswith("qa_pareto_"):
             rendered = pareto_block(args.block, json.loads(data), args.results.parent, args.readme)
         else:

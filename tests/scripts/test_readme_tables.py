@@ -185,3 +185,38 @@ def test_a_bench_annotate_block_puts_each_path_beside_todays_loop_with_memory_ta
     results.write_text(json.dumps(report))
     assert _run("--results", str(results), "--block", "bench_annotate", "--readme", str(readme)).returncode == 0
     assert "ratio): 2.50x (meets the 2x target)" in readme.read_text()
+
+
+def _encoder_row(model: str, runtime: str, ms: float, vs_teacher: float | None, vs_eager: float | None,
+                 busy: bool = False) -> dict:
+    row = {"model": model, "runtime": runtime, "median_ms": ms, "cpu_per_wall": 1.98, "loadavg_1m_before": 0.5,
+           "contended": busy, "max_abs_diff_vs_eager": 9.5e-06 if vs_eager else None}
+    if vs_teacher is not None:
+        row["speedup_vs_teacher"] = vs_teacher
+    if vs_eager is not None:
+        row["speedup_vs_eager"] = vs_eager
+    return row
+
+
+def test_a_bench_encoders_block_gives_each_runtime_beside_vit_b_and_eager_and_the_targets(tmp_path: Path) -> None:
+    report = {"256": {"teacher": _encoder_row("vit_b", "eager", 317.7, None, None),
+                      "tiny_vit_5m": _encoder_row("tiny_vit_5m", "eager", 51.9, 6.12, None),
+                      "tiny_vit_5m+onnxruntime": _encoder_row("tiny_vit_5m", "onnxruntime", 30.0, 10.6, 1.73)},
+              "1024": {"teacher": _encoder_row("vit_b", "eager", 7356.0, None, None, busy=True),
+                       "tiny_vit_5m+onnxruntime": _encoder_row("tiny_vit_5m", "onnxruntime", 509.1, 14.45, 1.35)}}
+    results, readme = tmp_path / "bench.json", tmp_path / "README.md"
+    results.write_text(json.dumps(report))
+    readme.write_text("a\n<!-- bench_encoders:begin -->\nold\n<!-- bench_encoders:end -->\nb\n")
+    run = _run("--results", str(results), "--block", "bench_encoders", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines() if ln.startswith("| 1024")
+            or ln.startswith("| 256")]
+    assert [r[:6] for r in rows] == [
+        ["1024", "vit_b (teacher)", "7356.0", "1.0x", "-", "-"],
+        ["1024", "tiny_vit_5m (onnxruntime)", "509.1", "14.4x", "1.35x", "9.5e-06"],
+        ["256", "vit_b (teacher)", "317.7", "1.0x", "-", "-"],
+        ["256", "tiny_vit_5m (eager)", "51.9", "6.1x", "-", "-"],
+        ["256", "tiny_vit_5m (onnxruntime)", "30.0", "10.6x", "1.73x", "9.5e-06"]]
+    assert rows[0][-1] == "yes" and rows[1][-1] == "no"  # a busy-CPU row is flagged
+    assert "1024 px 14.4x (misses >= 15x); 256 px 10.6x (meets >= 10x)" in text and "old" not in text
