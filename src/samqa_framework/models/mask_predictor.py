@@ -159,17 +159,19 @@ class MaskPredictorBase(abc.ABC):
         """The model whose weights key the memo; None: this predictor cannot memoise embeddings."""
         return None
 
+    # Optional capabilities: the memo (a _memo_model) and prefetching (can_prefetch) call these only on predictors
+    # that provide them; a predictor without them never reaches the base versions below.
     def _embedding_state(self) -> tuple[Any, int]:
         """What ``_restore_embedding`` needs to make the current frame's embedding current again, and its bytes."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not memoise embeddings (its _memo_model is None)")
 
     def _restore_embedding(self, state: Any) -> None:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not memoise embeddings (its _memo_model is None)")
 
     def _encode_detached(self, rgb: np.ndarray) -> Any:
         """Encode an RGB uint8 frame without touching the current frame's embedding; returns what
         ``_restore_embedding`` takes. Runs on the prefetch worker (under inference mode); one pass at a time."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} cannot encode ahead (can_prefetch is False)")
 
     @property
     def can_prefetch(self) -> bool:

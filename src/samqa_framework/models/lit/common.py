@@ -5,10 +5,9 @@
 1-D parameters (embeddings tokens included) get no weight decay.
 
 ``scheduler`` config: ``name`` (``cosine`` | ``constant``), ``warmup_steps`` (linear from ``warmup_start``
-x lr), ``min_lr_ratio`` (cosine floor). The cosine runs over the training's horizon, whichever comes first of
-the step horizon (``max_steps`` / ``max_epochs`` as Lightning estimates it) and the time horizon (``max_time``:
-the fraction of the time budget used, from Lightning's ``Timer``), so a run bounded by ``max_time`` still
-anneals to its floor when the budget ends.
+x lr), ``min_lr_ratio`` (cosine floor). The cosine runs over the step horizon (``max_steps`` / ``max_epochs`` as
+Lightning estimates it), never over a wall-clock budget: the same config gives the same learning rates, and so the
+same weights, however busy the machine is.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import Timer
 from torch import nn
 
 from samqa_framework.utils.errors import ConfigError, SamqaError
@@ -108,21 +106,15 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
 
 
 def training_progress(module: LightningModule, total: float | None = None) -> float:
-    """Fraction in [0, 1] of the training horizon used: max of the step fraction and the time-budget fraction.
-
-    ``total``: the step horizon (default: Lightning's ``estimated_stepping_batches``; inf when only time-bound).
-    """
+    """Fraction in [0, 1] of the step horizon used (``total``; default: Lightning's ``estimated_stepping_batches``;
+    0 when it is not finite, e.g. a run bounded only by ``max_time``, which then keeps its warmup-end rate)."""
     trainer = module._trainer
     if trainer is None:
         return 0.0
-    progress = 0.0
     total = trainer.estimated_stepping_batches if total is None else total
-    if total and math.isfinite(total) and total > 0:
-        progress = trainer.global_step / total
-    for cb in trainer.callbacks:
-        if isinstance(cb, Timer) and cb._duration:
-            progress = max(progress, cb.time_elapsed("train") / cb._duration)
-    return min(max(progress, 0.0), 1.0)
+    if not total or not math.isfinite(total) or total <= 0:
+        return 0.0
+    return min(max(trainer.global_step / total, 0.0), 1.0)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, module: LightningModule,
