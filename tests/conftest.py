@@ -27,10 +27,12 @@ SHARED_DATA = CONFIG_DIR.parent.parent / "shared" / "data"
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose a primary config as its app would (``api.compose``, the Hydra node kept), with the run's folder
-    ``tmp_path/run`` unless the overrides set ``hydra.run.dir``."""
+    ``tmp_path/run`` unless the overrides set ``hydra.run.dir``, and decoded frames cached under ``tmp_path`` (not in
+    the checkout's data folder) unless they set ``paths.frame_cache_dir``."""
 
     def _compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
-        return compose(config_name, [f"hydra.run.dir={tmp_path}/run", *(overrides or [])], return_hydra_config=True)
+        return compose(config_name, [f"hydra.run.dir={tmp_path}/run", f"paths.frame_cache_dir={tmp_path}/frame_cache",
+                                     *(overrides or [])], return_hydra_config=True)
 
     return _compose
 

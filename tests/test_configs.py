@@ -250,3 +250,14 @@ def test_study_budgets_are_steps_or_epochs_never_wall_clock(compose_cfg, experim
                          + [f"stage={s}" for s in options("stage")])
 def test_training_presets_have_no_wall_clock_budget(compose_cfg, preset: str) -> None:
     assert compose_cfg("train", [preset]).trainer.get("max_time") is None
+
+
+@pytest.mark.parametrize("stage", ["finetune", "distill", "distill_quick", "segmentation"])
+def test_every_training_stage_caches_decoded_frames_in_the_shared_data_folder(tmp_path: Path, stage: str) -> None:
+    """Without the test fixture's redirection (``compose_cfg``): the default is one folder beside the data sets."""
+    from samqa_framework.api import compose
+
+    cfg = compose("train", [f"stage={stage}"], output_dir=tmp_path)
+    assert cfg.stage.datamodule.frame_cache_dir == f"{cfg.paths.data_dir}/cache/frames" == cfg.paths.frame_cache_dir
+    cfg = compose("train", [f"stage={stage}", "paths.frame_cache_dir=null"], output_dir=tmp_path)
+    assert cfg.stage.datamodule.frame_cache_dir is None  # off

@@ -123,3 +123,22 @@ def test_metrics_over_detector_seeds_give_mean_sd_and_each_seed() -> None:
     assert agg["diagnosis"]["why"] == "seed 2: no track started"
     one = _over_seeds({0: {"paper": run(80.0, None)}})["paper"]
     assert one["IDF1"] == 80.0 and one["IDF1_sd"] is None and one["diagnosis"] == {"why": None}
+
+
+def test_the_frame_cache_folder_is_not_in_a_trained_models_key(compose_cfg) -> None:
+    """Decoded frames are cached where paths.frame_cache_dir says, or not at all: the same frames, the same model, so
+    neither the folder nor turning it off changes a model stage's key (nor do the keys of earlier stages change)."""
+    cfg = compose_cfg("study", ["experiment=quick_all"])
+    job = StudyJob(cfg)
+    ignore = list(cfg.study.train_cache_ignore)
+    for name, spec in cfg.study.models.items():
+        train_cfg = job.train_config(spec, {})
+        assert train_cfg.stage.datamodule.frame_cache_dir == cfg.paths.frame_cache_dir, name  # on, in the study's
+        key = job.keyed(train_cfg, "", ignore)
+        assert "frame_cache_dir" not in json.dumps(key), name
+        off = train_cfg.copy()
+        off.stage.datamodule.frame_cache_dir = None
+        assert job.keyed(off, "", ignore) == key, name
+        with open_dict(off):  # the key of a config from before the option: the same
+            del off.stage.datamodule.frame_cache_dir
+        assert job.keyed(off, "", ignore) == key, name

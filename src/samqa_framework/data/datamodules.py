@@ -8,11 +8,13 @@
   no mask (an import of boxes, a box a person drew) comes with ``has_mask`` False and its exact box, for box
   supervision (``models/box_supervision.py``). What a split holds is counted in its :class:`MaskCoverage`.
 
-Frames are decoded lazily, one per sample (``Sequence.frames().read``); only the (small) box table and the RLE
-strings of the frames used are held in memory. Images are prepared exactly as segment-anything's
-``SamPredictor`` prepares them: RGB, longest side resized to ``image_size`` (``ResizeLongestSide``), then
-zero-padded at the bottom/right to ``image_size`` squared. They stay ``uint8``: pixel normalisation is the
-model's (``models.sam.inputs.normalize_images``, = ``Sam.preprocess``), so the padding is exactly SAM's.
+Frames are decoded lazily, one per sample (``Sequence.frames().read``), or, with ``frame_cache_dir``, decoded once in
+order into a memory-mapped file that samples read a row of (``data.frame_cache``: no seek into a video per sample);
+only the (small) box table and the RLE strings of the frames used are held in memory. Images are prepared exactly as
+segment-anything's ``SamPredictor`` prepares them: RGB, longest side resized to ``image_size``
+(``ResizeLongestSide``), then zero-padded at the bottom/right to ``image_size`` squared. They stay ``uint8``: pixel
+normalisation is the model's (``models.sam.inputs.normalize_images``, = ``Sam.preprocess``), so the padding is exactly
+SAM's.
 
 Augmentation (training only): horizontal / vertical flips of the resized image (boxes and masks follow), and
 for distillation optionally random resized crops of the frame. Flips are applied AFTER resizing, so the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch.utils.data import DataLoader, Dataset
 
 from samqa_framework.data import rle
+from samqa_framework.data.frame_cache import FrameCache
 from samqa_framework.data.sequence import DatasetManifest, Sequence, read_build_hash
 from samqa_framework.data.video import FrameSource
 from samqa_framework.utils.errors import ConfigError, DataFormatError
@@ -111,19 +115,36 @@ def _rng() -> np.random.Generator:
 
 
 class FramesBase(Dataset):
-    """Frames ``refs = [(sequence index, 0-based frame)]`` of ``sequences``, decoded on request."""
+    """Frames ``refs = [(sequence index, 0-based frame)]`` of ``sequences``, decoded on request.
 
-    def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], image_size: int) -> None:
+    ``frame_cache``: a folder; the frames of ``refs`` are then decoded now, once, in order, into a file there (or
+    found there from an earlier run: :class:`~samqa_framework.data.frame_cache.FrameCache`), and read from it. Build
+    the data set in the main process (a data module's ``setup``), before loader workers start: they only map the
+    file. None: every read decodes from the video.
+    """
+
+    def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], image_size: int,
+                 frame_cache: str | os.PathLike[str] | None = None) -> None:
         self.sequences = list(sequences)
         self.refs = list(refs)
         self.image_size = int(image_size)
         self._sources: dict[int, FrameSource] = {}
+        self._caches: dict[int, FrameCache] = {}
+        if frame_cache is not None:
+            for seq in sorted({s for s, _ in self.refs}):
+                cache = FrameCache.ensure(frame_cache, self.sequences[seq], (f for s, f in self.refs if s == seq))
+                if cache is not None:
+                    self._caches[seq] = cache
 
     def __len__(self) -> int:
         return len(self.refs)
 
     def read_rgb(self, index: int) -> np.ndarray:
+        """The frame as (H, W, 3) uint8 RGB."""
         seq, frame = self.refs[index]
+        if seq in self._caches:
+            cache = self._caches[seq]
+            return cache.read(cache.row(frame))
         if seq not in self._sources:
             self._sources[seq] = self.sequences[seq].frames()
         return cv2.cvtColor(self._sources[seq].read(frame), cv2.COLOR_BGR2RGB)
@@ -142,8 +163,9 @@ class FramesDataset(FramesBase):
 
     def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], image_size: int, train: bool = False,
                  hflip: bool = False, vflip: bool = False,
-                 crop: tuple[tuple[float, float], tuple[float, float]] | None = None) -> None:
-        super().__init__(sequences, refs, image_size)
+                 crop: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                 frame_cache: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(sequences, refs, image_size, frame_cache)
         self.train, self.crop = train, crop
         self.variants = variants_for(hflip, vflip)
 
@@ -217,8 +239,9 @@ class BoxPromptDataset(FramesBase):
 
     def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], labels: Seq[dict[str, Any]],
                  image_size: int, train: bool = False, hflip: bool = False, vflip: bool = False,
-                 box_jitter: float = 0.0, box_jitter_max_px: float = 20.0, keep_original: bool = False) -> None:
-        super().__init__(sequences, refs, image_size)
+                 box_jitter: float = 0.0, box_jitter_max_px: float = 20.0, keep_original: bool = False,
+                 frame_cache: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(sequences, refs, image_size, frame_cache)
         self.labels = list(labels)
         self.train, self.hflip, self.vflip = train, hflip, vflip
         self.box_jitter, self.box_jitter_max_px = float(box_jitter), float(box_jitter_max_px)
@@ -342,13 +365,18 @@ def sequence_identity(seq: Sequence) -> dict[str, Any]:
 
 
 class VideoFramesDataModule(LightningDataModule):
-    """Shared: read the manifest, index training and validation frames, build loaders."""
+    """Shared: read the manifest, index training and validation frames, build loaders.
+
+    ``frame_cache_dir``: where the frames the data sets use are cached decoded (``data.frame_cache``), built in
+    ``setup``; None reads every sample from the video (a seek per sample).
+    """
 
     def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
                  val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True,
-                 vflip: bool = False) -> None:
+                 vflip: bool = False, frame_cache_dir: str | None = None) -> None:
         super().__init__()
         self.root = Path(root)
+        self.frame_cache_dir = frame_cache_dir
         self.image_size = int(image_size)
         self.every = whole_at_least_one(every, "every")
         self.val_every = whole_at_least_one(val_every, "val_every")
@@ -395,8 +423,9 @@ class FramesDataModule(VideoFramesDataModule):
 
     def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
                  val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True, vflip: bool = False,
-                 crop: dict[str, Any] | None = None) -> None:
-        super().__init__(root, image_size, every, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
+                 crop: dict[str, Any] | None = None, frame_cache_dir: str | None = None) -> None:
+        super().__init__(root, image_size, every, val_every, batch_size, val_batch_size, num_workers, hflip, vflip,
+                         frame_cache_dir)
         crop = dict(crop or {})
         self.crop_enabled = bool(crop.get("enabled", False))
         self.crop = ((tuple(crop.get("scale", (0.5, 1.0))), tuple(crop.get("ratio", (0.75, 4 / 3))))
@@ -409,8 +438,10 @@ class FramesDataModule(VideoFramesDataModule):
             return
         train, val = self._sequences("train"), self._sequences("eval")
         self.train_set = FramesDataset(train, _frame_refs(train, self.every), self.image_size, train=True,
-                                       hflip=self.hflip, vflip=self.vflip, crop=self.crop)
-        self.val_set = FramesDataset(val, _frame_refs(val, self.val_every), self.image_size)
+                                       hflip=self.hflip, vflip=self.vflip, crop=self.crop,
+                                       frame_cache=self.frame_cache_dir)
+        self.val_set = FramesDataset(val, _frame_refs(val, self.val_every), self.image_size,
+                                     frame_cache=self.frame_cache_dir)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True, collate_frames)
@@ -469,8 +500,9 @@ class BoxPromptDataModule(VideoFramesDataModule):
 
     def __init__(self, root: str, image_size: int, every: int = 1, val_every: int = 10, batch_size: int = 8,
                  val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True, vflip: bool = True,
-                 box_jitter: float = 0.1, box_jitter_max_px: float = 20.0) -> None:
-        super().__init__(root, image_size, every, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
+                 box_jitter: float = 0.1, box_jitter_max_px: float = 20.0, frame_cache_dir: str | None = None) -> None:
+        super().__init__(root, image_size, every, val_every, batch_size, val_batch_size, num_workers, hflip, vflip,
+                         frame_cache_dir)
         if box_jitter < 0 or box_jitter_max_px < 0:
             raise ConfigError("box_jitter", "jitter must not be negative")
         self.box_jitter, self.box_jitter_max_px = float(box_jitter), float(box_jitter_max_px)
@@ -485,7 +517,7 @@ class BoxPromptDataModule(VideoFramesDataModule):
                                   + _unlabelled(train))
         self.train_set = BoxPromptDataset(train, refs, labels, self.image_size, train=True, hflip=self.hflip,
                                           vflip=self.vflip, box_jitter=self.box_jitter,
-                                          box_jitter_max_px=self.box_jitter_max_px)
+                                          box_jitter_max_px=self.box_jitter_max_px, frame_cache=self.frame_cache_dir)
         refs, labels = _box_labels(val, self.val_every)
         if not refs and self.val_every > 1:  # sparse labels (a few answered frames) may all miss the grid
             refs, labels = _box_labels(val, 1)
@@ -495,7 +527,8 @@ class BoxPromptDataModule(VideoFramesDataModule):
         if not refs:
             raise DataFormatError(self.root, "the evaluation sequences have no labelled (flag > 0) animal to validate "
                                   "on" + _unlabelled(val))
-        self.val_set = BoxPromptDataset(val, refs, labels, self.image_size, keep_original=True)
+        self.val_set = BoxPromptDataset(val, refs, labels, self.image_size, keep_original=True,
+                                        frame_cache=self.frame_cache_dir)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True, collate_prompts)

@@ -51,10 +51,16 @@ def sequence_identity(sequence: Sequence) -> str:
     parts: list[tuple[str, Path]] = [("info", info), ("gt", sequence.gt_path), ("masks", sequence.masks_path)]
     for name, path in parts:
         h.update(f"{name}:{file_identity(path) if path.is_file() else '-'}\n".encode())
+    h.update(f"frames:{frames_identity(sequence)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def frames_identity(sequence: Sequence) -> str:
+    """The sequence's frames alone (video file or frame folder, and the first frame used), as ``<hash>@<start>``:
+    what its decoded frames depend on, and not its labels (``data.frame_cache`` keys on it)."""
     frames, start = sequence.frames_location()
     frames_id = _folder_identity(frames) if frames.is_dir() else file_identity(frames)
-    h.update(f"frames:{frames_id}@{start}\n".encode())
-    return h.hexdigest()[:16]
+    return f"{frames_id}@{start}"
 
 
 def dataset_identity(manifest: DatasetManifest, root: str | os.PathLike[str], splits: Iterable[str]) -> str:

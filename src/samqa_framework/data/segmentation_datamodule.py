@@ -22,6 +22,7 @@ Training flips (horizontal / vertical, p = 0.5 each; boxes follow) are the augme
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence as Seq
 from typing import Any
 
@@ -90,8 +91,8 @@ class SegmentationDataset(FramesBase):
 
     def __init__(self, sequences: Seq[Sequence], refs: Seq[tuple[int, int]], labels: Seq[dict[str, Any]],
                  image_size: tuple[int, int], train: bool = False, hflip: bool = False, vflip: bool = False,
-                 keep_original: bool = False) -> None:
-        super().__init__(sequences, refs, image_size[0])
+                 keep_original: bool = False, frame_cache: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(sequences, refs, image_size[0], frame_cache)
         self.size = image_size
         self.labels = list(labels)
         self.train, self.hflip, self.vflip = train, hflip, vflip
@@ -166,9 +167,10 @@ class SegmentationDataModule(VideoFramesDataModule):
 
     def __init__(self, root: str, image_size: int | Seq[int], num_labelled: int = 112, val_every: int = 10,
                  batch_size: int = 8, val_batch_size: int | None = None, num_workers: int = 0, hflip: bool = True,
-                 vflip: bool = True) -> None:
+                 vflip: bool = True, frame_cache_dir: str | None = None) -> None:
         size = as_hw(image_size, "image_size")
-        super().__init__(root, size[0], 1, val_every, batch_size, val_batch_size, num_workers, hflip, vflip)
+        super().__init__(root, size[0], 1, val_every, batch_size, val_batch_size, num_workers, hflip, vflip,
+                         frame_cache_dir)
         self.size = size
         self.num_labelled = whole_at_least_one(num_labelled, "num_labelled")
 
@@ -184,7 +186,7 @@ class SegmentationDataModule(VideoFramesDataModule):
             log.warning("only %d labelled training frames: all are used (num_labelled=%d)", len(refs),
                         self.num_labelled)
         self.train_set = SegmentationDataset(train, refs, frame_labels(train, refs), self.size, train=True,
-                                             hflip=self.hflip, vflip=self.vflip)
+                                             hflip=self.hflip, vflip=self.vflip, frame_cache=self.frame_cache_dir)
         frames = labelled_frames(val, "segmentation validation")
         refs = [(si, f) for si, f in frames if f % self.val_every == 0]
         if not refs and frames:  # sparse labels (a few answered frames) may all miss the grid: use them all
@@ -193,7 +195,8 @@ class SegmentationDataModule(VideoFramesDataModule):
             refs = frames
         if not refs:
             raise DataFormatError(self.root, "the evaluation sequences have no labelled frame to validate on")
-        self.val_set = SegmentationDataset(val, refs, frame_labels(val, refs), self.size, keep_original=True)
+        self.val_set = SegmentationDataset(val, refs, frame_labels(val, refs), self.size, keep_original=True,
+                                           frame_cache=self.frame_cache_dir)
 
     def train_dataloader(self) -> DataLoader:
         # a last batch of one frame would break BatchNorm after global pooling (DeepLabv3's ASPP): drop the
