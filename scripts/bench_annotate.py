@@ -1,5 +1,5 @@
 """SAM-QA annotation benchmark: today's inline loop and the overlapped one side by side in one run (frames/s, label
-quality, peak RSS at two lengths), optionally with the ONNX Runtime or OpenVINO encoder, and other image encoders.
+quality, peak RSS at two lengths), optionally with the ONNX Runtime encoder, and other image encoders.
 
 Paths (``--runs PATH:LENGTH,LENGTH ...``; each (encoder, path, length) runs in its own process, so its peak RSS is
 its own, on the same data, model and oracle prompts):
@@ -7,7 +7,7 @@ its own, on the same data, model and oracle prompts):
 - ``inline``: ``read_ahead=0 encode_ahead=false``, the loop as it was (decode, encode, prompt, check, store in turn);
 - ``overlap``: ``read_ahead=4 encode_ahead=true`` (conf/annotate.yaml's defaults): frames decoded ahead on a reader
   thread, the next frame's image embedding computed on a worker thread while the current frame is finished;
-- ``overlap_ort`` / ``overlap_ov``: ``overlap`` with ``annotator.predictor.runtime=onnxruntime`` / ``openvino``;
+- ``overlap_ort``: ``overlap`` with ``annotator.predictor.runtime=onnxruntime``;
 - a ``+passive`` suffix (``inline+passive``) runs that path with ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads sleep
   instead of spinning while they wait. On a CPU shared with other jobs, torch's spinning threads can waste most of
   the process's CPU share (libgomp spins at full length while its threads fit the cores, and throttles the spin once
@@ -51,8 +51,6 @@ PATHS: dict[str, list[str]] = {
     "overlap": ["read_ahead=4", "encode_ahead=true"],
     "overlap_ort": ["read_ahead=4", "encode_ahead=true", "annotator.predictor.runtime=onnxruntime",
                     "annotator.predictor.runtime_strict=true"],
-    "overlap_ov": ["read_ahead=4", "encode_ahead=true", "annotator.predictor.runtime=openvino",
-                   "annotator.predictor.runtime_strict=true"],
 }
 PASSIVE = "+passive"
 BASELINE = "inline"

@@ -10,15 +10,11 @@ cores) is measured again up to ``--retries`` times, else flagged "busy CPU" (``c
 
     python scripts/bench_encoders.py --out outputs/bench_encoders.json [--sizes 256 512 1024]
         [--students tiny_vit_5m tiny_vit_11m tiny_vit_21m] [--repeats N] [--threads 2] [--retries 1]
-        [--runtimes eager onnxruntime openvino] [--iou-frames 4]
+        [--runtimes eager onnxruntime]
 
-Each student runs under each of ``--runtimes`` (``samqa_framework.models.sam.runtime``), side by side in one run;
-a non-eager row ``<student>+<runtime>`` also holds ``speedup_vs_eager`` and ``max_abs_diff_vs_eager`` (its embedding
-against the eager one's on the same input; the ONNX export is cached in a temporary folder, not timed) and
-``mask_iou_vs_eager``: the box-prompted masks of a SAM around this student (random weights, seed 0) under the runtime
-against the same SAM's eager masks, on the first ``--iou-frames`` frames of the synthetic rats (``data=synthetic_rats
-data.size=quick``, rendered in memory; the ground-truth boxes as prompts): ``mean`` / ``min`` IoU over the masks
-either side has pixels in (``masks``; ``both_empty`` counted apart), not timed.
+Each student runs under each of ``--runtimes`` (``samqa_framework.models.sam.runtime``); a non-eager row
+``<student>+<runtime>`` also holds ``speedup_vs_eager`` and ``max_abs_diff_vs_eager`` (its embedding against the
+eager one's on the same input; the ONNX export is cached in a temporary folder, not timed).
 
 JSON: ``{"<size>": {"teacher": {...}, "<student>": {..., "speedup_vs_teacher": teacher_ms / student_ms}}}``.
 """
@@ -32,11 +28,9 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from samqa_framework.models.sam.runtime import RUNTIMES
 from samqa_framework.utils.io import atomic_write_json
 
 TEACHER = "vit_b"
@@ -47,60 +41,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def rat_frames(n: int) -> list[tuple]:
-    """The first ``n`` frames of the quick synthetic rats' training sequence as (BGR image, boxes xyxy), in memory."""
-    import numpy as np
-    from hydra.utils import instantiate
+def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtime: str = "eager") -> dict:
+    import tempfile
 
-    from samqa_framework.api import compose
-    from samqa_framework.data.synthetic.renderer import SceneRenderer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose("generate", ["data=synthetic_rats", "data.size=quick"], output_dir=tmp)
-    builder = instantiate(cfg.data, _convert_="all")
-    w, h, fps = int(builder.size["width"]), int(builder.size["height"]), float(builder.size["fps"])
-    frames = []
-    for fr in SceneRenderer(builder.scene, builder.num_animals, w, h, fps, seed=builder.seed * 1000).render(n):
-        boxes = []
-        for m in fr.masks:
-            ys, xs = np.nonzero(m)
-            if len(xs):
-                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-        frames.append((fr.image, np.array(boxes, dtype=np.float32).reshape(-1, 4)))
-    return frames
-
-
-def mask_iou_vs_eager(model: str, size: int, runtime: str, threads: int, cache: str, n_frames: int) -> dict:
-    """IoU of the runtime's box masks against eager's, a SAM around ``model`` (seed 0), the rats' first frames."""
-    import copy
-
-    import numpy as np
-    import torch
-
-    from samqa_framework.models.sam.builder import build_sam
-    from samqa_framework.models.sam.encoders import TimmEncoder
-    from samqa_framework.models.sam.predictor import SamMaskPredictor
-
-    torch.manual_seed(0)
-    sam = build_sam(TimmEncoder(STUDENTS[model], size))
-    eager = SamMaskPredictor(copy.deepcopy(sam))
-    fast = SamMaskPredictor(sam, runtime=runtime, runtime_threads=threads, runtime_cache_dir=cache,
-                            runtime_strict=True)
-    ious, both_empty = [], 0
-    for image, boxes in rat_frames(n_frames):
-        for a, b in zip(eager.predict_boxes(image, boxes, bgr=True)[0], fast.predict_boxes(image, boxes, bgr=True)[0],
-                        strict=True):
-            union = np.logical_or(a, b).sum()
-            if union:
-                ious.append(float(np.logical_and(a, b).sum() / union))
-            else:
-                both_empty += 1
-    return {"mean": float(np.mean(ious)) if ious else None, "min": min(ious, default=None), "masks": len(ious),
-            "both_empty": both_empty, "frames": n_frames}
-
-
-def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtime: str = "eager",
-          iou_frames: int = 0) -> dict:
     import torch
 
     from samqa_framework.models.sam.encoders import SamViTEncoder, TimmEncoder
@@ -116,13 +59,11 @@ def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtim
     # Each model in its inference form, as the annotators run it (the ViT has no conv + BN pairs to fold).
     encoder = encoder.fuse_for_inference() if hasattr(encoder, "fuse_for_inference") else encoder.eval()
     x = torch.randn(1, 3, size, size)
-    diff = iou = None
+    diff = None
     if runtime != "eager":
         eager = encoder
         with tempfile.TemporaryDirectory() as cache:
             encoder = apply_runtime(eager, size, runtime, threads, cache, strict=True)
-            if iou_frames and model != TEACHER:
-                iou = mask_iou_vs_eager(model, size, runtime, threads, cache, iou_frames)
         with torch.inference_mode():
             diff = (encoder(x) - eager(x)).abs().max().item()
     times = []
@@ -136,7 +77,7 @@ def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtim
     usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall0
     cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     assert tuple(out.shape) == (1, 256, size // 16, size // 16), out.shape
-    return {"model": model, "runtime": runtime, "max_abs_diff_vs_eager": diff, "mask_iou_vs_eager": iou,
+    return {"model": model, "runtime": runtime, "max_abs_diff_vs_eager": diff,
             "size": size, "params_m": params / 1e6, "median_ms": statistics.median(times),
             "min_ms": min(times), "max_ms": max(times), "repeats": repeats, "warmup": warmup, "threads": threads,
             "build_s": build_s, "cpu_per_wall": cpu_s / wall, "peak_rss_mb": _rss_mb(), "base_rss_mb": base}
@@ -155,11 +96,10 @@ _RETRY_BUDGET_S = [180.0]  # total seconds the re-measurements of one run may ta
 
 
 def run_child(model: str, size: int, repeats: int, warmup: int, threads: int, retries: int = 0,
-              runtime: str = "eager", iou_frames: int = 0) -> dict:
+              runtime: str = "eager") -> dict:
     """Measure in a fresh process; when the CPU turned out to be shared, measure again (up to ``retries``,
     while the run's retry budget lasts)."""
-    cmd = [sys.executable, __file__, "--child", model, str(size), str(repeats), str(warmup), str(threads), runtime,
-           str(iou_frames)]
+    cmd = [sys.executable, __file__, "--child", model, str(size), str(repeats), str(warmup), str(threads), runtime]
     for attempt in range(retries + 1):
         load_before, t0 = os.getloadavg()[0], time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -193,8 +133,6 @@ def table(results: dict[str, dict[str, dict]]) -> str:
             label = f"{r['model']} (T)" if name == "teacher" else name
             lines.append(f"{size:>5}  {label:<25} {r['params_m']:>9.2f} {r['median_ms']:>10.1f} "
                          f"{r['peak_rss_mb']:>12.0f} {r['peak_rss_mb'] - r['base_rss_mb']:>12.0f} {speed:>8.1f}x"
-                         + (f"  mask IoU vs eager {iou['mean']:.4f}" if (iou := r.get("mask_iou_vs_eager"))
-                            and iou.get("mean") is not None else "")
                          + ("  (busy CPU)" if r.get("contended") else ""))
     if any(r.get("contended") for row in results.values() for r in row.values()):
         lines.append("(busy CPU): other jobs shared the cores (cpu/wall < 0.85 x threads); rerun on an idle machine")
@@ -204,7 +142,7 @@ def table(results: dict[str, dict[str, dict]]) -> str:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         model, size, repeats, warmup, threads = sys.argv[2], *map(int, sys.argv[3:7])
-        print(json.dumps(child(model, size, repeats, warmup, threads, sys.argv[7], int(sys.argv[8]))))
+        print(json.dumps(child(model, size, repeats, warmup, threads, sys.argv[7])))
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
@@ -213,9 +151,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=None, help="timed passes per model (default: 10/5/3 by size)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed passes first (default: 2/1/1 by size)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runtimes", nargs="+", default=["eager"], choices=list(RUNTIMES))
-    ap.add_argument("--iou-frames", type=int, default=4,
-                    help="rat frames for a non-eager row's mask IoU against eager (0: none)")
+    ap.add_argument("--runtimes", nargs="+", default=["eager"], choices=["eager", "onnxruntime"])
     ap.add_argument("--retries", type=int, default=1, help="re-measure a model whose run found the CPU busy")
     args = ap.parse_args()
     results: dict[str, dict[str, dict]] = {}
@@ -227,7 +163,7 @@ def main() -> int:
         print(f"{size}px teacher {TEACHER}: {row['teacher']['median_ms']:.1f} ms", file=sys.stderr, flush=True)
         for student in args.students:
             for runtime in args.runtimes:
-                r = run_child(student, size, repeats, warmup, args.threads, args.retries, runtime, args.iou_frames)
+                r = run_child(student, size, repeats, warmup, args.threads, args.retries, runtime)
                 r["speedup_vs_teacher"] = row["teacher"]["median_ms"] / r["median_ms"]
                 name = student if runtime == "eager" else f"{student}+{runtime}"
                 if runtime != "eager" and student in row:

@@ -133,8 +133,7 @@ def bench_review_block(report: Mapping[str, Any]) -> str:
 
 ANNOTATE_PATHS = {"inline": "inline (`read_ahead=0 encode_ahead=false`: today's loop)",
                   "overlap": "overlap (`read_ahead=4 encode_ahead=true`, the default)",
-                  "overlap_ort": "overlap + `annotator.predictor.runtime=onnxruntime`",
-                  "overlap_ov": "overlap + `annotator.predictor.runtime=openvino`"}
+                  "overlap_ort": "overlap + `annotator.predictor.runtime=onnxruntime`"}
 PASSIVE = "+passive"
 
 
