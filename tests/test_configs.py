@@ -261,3 +261,30 @@ def test_every_training_stage_caches_decoded_frames_in_the_shared_data_folder(tm
     assert cfg.stage.datamodule.frame_cache_dir == f"{cfg.paths.data_dir}/cache/frames" == cfg.paths.frame_cache_dir
     cfg = compose("train", [f"stage={stage}", "paths.frame_cache_dir=null"], output_dir=tmp_path)
     assert cfg.stage.datamodule.frame_cache_dir is None  # off
+
+
+def test_the_worked_example_trains_the_student_on_20_labelled_frames_and_sweeps_manual_and_samqa(
+        compose_cfg, sleap_clip: Path, tmp_path: Path) -> None:
+    """experiment=sleap_clip_samqa (README, "Your own video: the worked example"): the real clip, SAM-QA with the human
+    labels answering (oracle), its student fine-tuned on every 38th of the 750 training frames (20 frames, their boxes:
+    SLEAP has no masks) for a step budget, the manual and SAM-QA rows side by side in one multirun."""
+    from samqa_framework.data.datamodules import _box_labels
+    from samqa_framework.data.sequence import DatasetManifest
+    from samqa_framework.study.pipeline import StudyJob
+
+    cfg = compose_cfg("study", ["experiment=sleap_clip_samqa", f"paths.dataset_dir={tmp_path}/clip"])
+    assert cfg.data._target_.endswith("SleapImporter") and dict(cfg.data.splits) == {"train": [0, 750],
+                                                                                    "eval": [750, 1500]}
+    assert cfg.annotator._target_.endswith("SamQaAnnotator") and cfg.prompts._target_.endswith("OraclePrompts")
+    assert cfg.hydra.sweeper.params.annotator.split(",") == ["manual", "samqa"]
+    assert cfg.detector.imgsz == compose_cfg("study", ["experiment=sleap_clip"]).detector.imgsz
+    train = StudyJob(cfg).train_config(cfg.study.models.sam_finetune, {})
+    assert train.stage.name == "finetune" and train.stage.module.supervision == "auto"
+    assert train.trainer.max_steps > 0 and train.trainer.max_epochs == -1
+    assert train.model.image_size == cfg.model.image_size  # the annotator loads the student at its own size
+    root = Path(cfg.paths.dataset_dir)
+    instantiate(cfg.data, _convert_="all", slp=str(sleap_clip / "clip.slp")).build(root)
+    seqs = DatasetManifest.read(root).sequences(root, "train")
+    refs, labels = _box_labels(seqs, train.stage.datamodule.every)
+    assert len(refs) == 20 and refs[0] == (0, 0) and refs[-1][1] >= 700  # evenly over frames 1-750
+    assert all(r is None for lab in labels for r in lab["rles"]) and sum(len(lab["ids"]) for lab in labels) == 40

@@ -113,3 +113,25 @@ def test_manual_labels_give_a_tracker_that_scores_and_zeros_say_why(tmp_path: Pa
             assert v["diagnosis"]["why"] and "conf" in v["diagnosis"]["why"], (name, v["diagnosis"])
     if row["IDF1"] == 0:
         assert "new_track_thresh 0.9" in (_results_dir(run.stdout) / "table2.md").read_text()
+
+
+@pytest.mark.slow
+def test_every_method_that_trains_runs_on_an_import_of_boxes(tmp_path: Path, tiny_rats: Path) -> None:
+    """A user's import (MOTChallenge layout) labelled with boxes only, its evaluation split labelled too: the manual
+    row, SAM-QA (its student fine-tuned on the boxes) and both segmentation baselines (trained on the boxes) all
+    label, train a detector, track and score; none needs a mask."""
+    from tests.conftest import boxes_only
+
+    source = boxes_only(tiny_rats, tmp_path / "source")
+    run = run_cli("samqa-study", "-m", *SMOKE, "data=motchallenge", f"data.source={source}", "~data.size",
+                  "data.train=[synthetic_rats-train]", "annotator=manual,samqa,watershed_unet,watershed_deeplabv3",
+                  "logger=csv", cwd=tmp_path, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = json.loads((_results_dir(run.stdout) / "results.json").read_text())
+    assert [(r["annotator"], r["status"], r["reason"]) for r in rows] == [
+        (m, "ok", "") for m in ("manual", "samqa", "watershed_unet", "watershed_deeplabv3")]
+    for r in rows:
+        assert r["dataset"] == "source" and 0 <= r["IDF1"] <= 100
+        (quality,) = r["label_quality"].values()  # scored against the import's boxes
+        assert quality["frames"] == 40 and quality["mean_mask_iou"] is None
+    assert set(rows[1]["models"]) == {"sam_finetune"} and set(rows[3]["models"]) == {"seg_deeplabv3"}

@@ -220,3 +220,47 @@ def test_a_bench_encoders_block_gives_each_runtime_beside_vit_b_and_eager_and_th
         ["256", "tiny_vit_5m (onnxruntime)", "30.0", "10.6x", "1.73x", "9.5e-06"]]
     assert rows[0][-1] == "yes" and rows[1][-1] == "no"  # a busy-CPU row is flagged
     assert "1024 px 14.4x (misses >= 15x); 256 px 10.6x (meets >= 10x)" in text and "old" not in text
+
+
+def test_a_worked_example_block_puts_manual_and_samqa_side_by_side_with_targets_and_stage_minutes(
+        tmp_path: Path) -> None:
+    quality = {"frames": 750, "mean_box_iou": 0.8512, "recall": 0.99, "id_switches": 1}
+    samqa = _row("SAM-QA", "sleap_clip", 89.4) | {"interventions_per_100_frames": 3.2,
+                                                  "label_quality": {"sleap_clip-train": quality},
+                                                  "models": {"sam_finetune": {"val/iou": 0.812}}}
+    manual = _row("Manual annotation", "sleap_clip", 92.8) | {
+        "annotator": "manual", "interventions_per_100_frames": 100.0,
+        "label_quality": {"sleap_clip-train": {**quality, "mean_box_iou": 1.0, "id_switches": 0}}}
+    run_dir = tmp_path / "multirun"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps([manual, samqa]))
+    # the samqa job read its student from the cache (made by an earlier run): it counts once, with its own time
+    stages = {"manual": {"annotate": {"key": "m", "wall_s": 6.0, "cached": False},
+                         "detector": {"key": "dm", "wall_s": 420.0, "cached": False},
+                         "detect": {"key": "tm", "wall_s": 60.0, "cached": False}},
+              "samqa": {"train_sam_finetune": {"key": "s", "wall_s": 480.0, "cached": True},
+                        "annotate": {"key": "a", "wall_s": 180.0, "cached": False},
+                        "detector": {"key": "ds", "wall_s": 420.0, "cached": False},
+                        "detect": {"key": "ts", "wall_s": 60.0, "cached": False}},
+              "again": {"train_sam_finetune": {"key": "s", "wall_s": 480.0, "cached": True}}}
+    (run_dir / "runs.json").write_text(json.dumps([{"method": m, "stages": s} for m, s in stages.items()]))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- worked_example:begin -->\nold\n<!-- worked_example:end -->\n")
+    run = _run("--results", str(run_dir / "results.json"), "--block", "worked_example", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "old" not in text
+    assert "| SAM-QA            | 89.4   | 50.0   | 0.851 " in text and "| 1.000 " in text and "| 3.2 " in text
+    assert "SAM-QA's tracker 3.4 IDF1 below the manual labels' (meets within 5)" in text
+    assert "3.2 interventions per 100 frames (meets at most 5)" in text
+    # every stage once: 6 + 420 + 60 + 480 + 180 + 420 + 60 s
+    assert "the stages took 27.1 min in all (meets 30 min)" in text
+    assert "SAM student 8.0, annotation 3.1, YOLOv8n 14.0, detection 2.0" in text and "(val/iou): 0.812" in text
+    assert "2 stage(s) of this run came from the cache" in text
+    # both files are what the table was made from
+    runs_text = (run_dir / "runs.json").read_text()
+    (run_dir / "runs.json").write_text(runs_text.replace("480.0", "481.0"))
+    before = text.split("sha256 ")[1][:12]
+    assert _run("--results", str(run_dir / "results.json"), "--block", "worked_example",
+                "--readme", str(readme)).returncode == 0
+    assert readme.read_text().split("sha256 ")[1][:12] != before

@@ -68,7 +68,8 @@ def test_an_unknown_tracker_key_fails_before_any_stage(compose_cfg, tmp_path: Pa
     assert row["stages"] == {}
 
 
-@pytest.mark.parametrize("experiment", [None, "quick_all", "study_smoke", "paper_rats", "paper_mice", "sleap_clip"])
+@pytest.mark.parametrize("experiment", [None, "quick_all", "study_smoke", "paper_rats", "paper_mice", "sleap_clip",
+                                        "sleap_clip_samqa"])
 def test_every_model_spec_composes_as_a_samqa_train_config(compose_cfg, experiment) -> None:
     """study.models holds samqa-train overrides: each must compose (a typo would only show after earlier jobs)."""
     cfg = compose_cfg("study", [f"experiment={experiment}"] if experiment else [])

@@ -239,3 +239,33 @@ def test_box_terms_fall_over_a_few_steps_on_box_only_labels(tiny_rats_boxes: Pat
         losses.append(float(loss.detach()))
     assert all(np.isfinite(losses)) and set(parts) == {"projection", "pairwise"}
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_a_filled_box_target_trains_box_only_animals_on_their_rectangles(tiny_rats: Path) -> None:
+    """loss.box.target=filled: a box-only animal's target is its box's rectangle at input resolution (BCE + Dice, as a
+    mask); animals with a mask keep their mask loss; an unknown target is refused, naming the key."""
+    from samqa_framework.models.box_supervision import rasterize_boxes
+    from samqa_framework.utils.errors import ConfigError
+
+    dm = datamodule(tiny_rats, hflip=False, vflip=False, box_jitter=0.0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    module = FinetuneModule(tiny_sam(), loss={"box": {"target": "filled"}})
+    with torch.no_grad():
+        low, iou, b, k = module(batch)
+        batch["has_mask"][0, 0] = False
+        loss, parts = module._supervised_loss(batch, low, iou, b, k)
+        first = (b == 0) & (k == 0)
+        size = batch["image"].shape[-1]
+        rect = rasterize_boxes(batch["target_boxes"][b[first], k[first]], size, size).float()
+        n = len(b)
+        expected = (module._loss(low[~first], iou[~first], batch["masks"][b[~first], k[~first]].float())[0] * (n - 1)
+                    + module._loss(low[first], iou[first], rect)[0]) / n
+        assert torch.allclose(loss, expected)
+        assert {"bce", "filled_bce", "filled_dice"} <= set(parts) and "projection" not in parts
+        # the rectangle covers the box's pixels (cell centres inside), nothing else
+        x1, y1, x2, y2 = batch["target_boxes"][b[first], k[first]][0].tolist()
+        assert rect.sum() == pytest.approx(
+            (min(np.ceil(x2 - 0.5), size) - np.ceil(x1 - 0.5)) * (min(np.ceil(y2 - 0.5), size) - np.ceil(y1 - 0.5)))
+    with pytest.raises(ConfigError, match=r"'loss\.box\.target'"):
+        FinetuneModule(tiny_sam(), loss={"box": {"target": "rectangle"}})
