@@ -276,7 +276,7 @@ def worked_example_block(rows: Sequence[Mapping[str, Any]], runs: Sequence[Mappi
     student = ((samqa or {}).get("models") or {}).get("sam_finetune") or {}
     fit = f" The student's box fit on every 50th evaluation frame (val/iou): {student['val/iou']:.3f}." if (
         student.get("val/iou") is not None) else ""
-    note = (f" ({reused} stage(s) of this run came from the cache: each counts the time of the run that made it)"
+    note = (f"; {reused} stage(s) of this run came from the cache, each counted with the time of the run that made it"
             if reused else "")
     return (f"{markdown(header, lines)}\n\nTargets: {'; '.join(verdicts)}. Minutes per stage (summed over the jobs, "
             f"each stage once{note}): {split}.{fit}")

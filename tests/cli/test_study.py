@@ -115,7 +115,6 @@ def test_manual_labels_give_a_tracker_that_scores_and_zeros_say_why(tmp_path: Pa
         assert "new_track_thresh 0.9" in (_results_dir(run.stdout) / "table2.md").read_text()
 
 
-@pytest.mark.slow
 def test_every_method_that_trains_runs_on_an_import_of_boxes(tmp_path: Path, tiny_rats: Path) -> None:
     """A user's import (MOTChallenge layout) labelled with boxes only, its evaluation split labelled too: the manual
     row, SAM-QA (its student fine-tuned on the boxes) and both segmentation baselines (trained on the boxes) all
