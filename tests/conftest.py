@@ -25,6 +25,14 @@ SHARED_DATA = CONFIG_DIR.parent.parent / "shared" / "data"
 
 
 @pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A notebook's situation: its own working folder, runs under <SAMQA_ROOT>/outputs."""
+    monkeypatch.setenv("SAMQA_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose a primary config as its app would (``api.compose``, the Hydra node kept), with the run's folder
     ``tmp_path/run`` unless the overrides set ``hydra.run.dir``, and decoded frames cached under ``tmp_path`` (not in

@@ -18,14 +18,6 @@ from samqa_framework.data.sequence import DatasetManifest
 from samqa_framework.evaluate.trackeval_runner import COMBINED
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A notebook's situation: its own working folder, runs under <SAMQA_ROOT>/outputs."""
-    monkeypatch.setenv("SAMQA_ROOT", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def test_compose_makes_the_run_folder_as_the_app_would_and_sets_hydra_config(project: Path) -> None:
     cfg = api.compose("generate", ["data.size=tiny"])
     out = Path(cfg.paths.output_dir)

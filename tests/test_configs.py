@@ -19,8 +19,8 @@ from samqa_framework.utils.errors import ConfigError
 from samqa_framework.utils.hydra import CONFIG_DIR, instantiate_node
 
 GROUPS = ["data", "model", "annotator", "qa", "prompts", "detector", "tracker", "trainer", "logger", "callbacks",
-          "paths", "experiment", "recipe", "postprocess"]
-PRIMARY = {"generate": ["paths", "data"], "evaluate": ["paths", "logger"],
+          "paths", "experiment", "recipe", "postprocess", "extras"]
+PRIMARY = {"generate": ["paths", "data", "extras"], "evaluate": ["paths", "logger"],
            "annotate": ["paths", "data", "model", "qa", "prompts", "annotator", "logger"],
            "study": ["paths", "data", "model", "qa", "prompts", "annotator", "detector", "tracker", "logger",
                      "experiment"],
@@ -131,6 +131,7 @@ def test_every_primary_config_resolves_with_every_data_set(compose_cfg, tmp_path
         assert resolved["stage"]["datamodule"]["root"] == resolved["paths"]["dataset_dir"]
     if data in ("video", "labelled_video"):
         assert cfg.data.name == "clip"
+    assert resolved["extras"] == {"malloc": "reuse"}  # every app keeps a training step's memory for the next
 
 
 def test_evaluate_config_composes(compose_cfg, tmp_path: Path) -> None:

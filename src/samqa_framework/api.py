@@ -27,6 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from samqa_framework.utils.errors import TRUST_KEY
+from samqa_framework.utils.extras import apply_extras
 from samqa_framework.utils.hydra import compose
 from samqa_framework.utils.io import check_output_folder
 from samqa_framework.utils.trust import trusting
@@ -67,6 +68,7 @@ def run(task: str, cfg: Config = None) -> Any:
         path = OmegaConf.select(config, key, throw_on_missing=False, default=None)
         if isinstance(path, str) and path:
             check_output_folder(key, path)
+    apply_extras(config.get("extras"))  # process-wide (the C allocator's reuse of training steps' memory)
     with trusting(bool(config.get(TRUST_KEY, False))):
         return getattr(module, task)(config)
 
