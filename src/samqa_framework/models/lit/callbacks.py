@@ -13,7 +13,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from samqa_framework.utils.io import atomic_write_text
+from samqa_framework.utils.io import atomic_write_json, atomic_write_text
 
 
 class MetricTimeline(Callback):
@@ -77,3 +77,38 @@ class MetricTimeline(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = list(state_dict.get("rows", []))
         self._val_seconds = float(state_dict.get("val_seconds", 0.0))
+
+
+class StepTimes(Callback):
+    """Each training step's wall-clock seconds (batch start to batch end, the optimiser step included), written to
+    ``path`` (JSON: ``{"seconds": [...], "kernel_seconds": [...], "page_faults": [...]}``) when fit ends: how fast a
+    stage trains, for ``scripts/bench_train.py``. Kernel time and minor page faults are the process's own, per step."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.rows: dict[str, list[float]] = {"seconds": [], "kernel_seconds": [], "page_faults": []}
+        self._start: tuple[float, Any] | None = None
+
+    @staticmethod
+    def _usage() -> Any:
+        import resource  # POSIX only; imported here so the module still loads elsewhere
+
+        return resource.getrusage(resource.RUSAGE_SELF)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self._start = (time.perf_counter(), self._usage())
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self._start is None:
+            return
+        t0, u0 = self._start
+        u1 = self._usage()
+        self.rows["seconds"].append(time.perf_counter() - t0)
+        self.rows["kernel_seconds"].append(u1.ru_stime - u0.ru_stime)
+        self.rows["page_faults"].append(float(u1.ru_minflt - u0.ru_minflt))
+        self._start = None
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero:
+            atomic_write_json(self.path, self.rows)
