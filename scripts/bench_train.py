@@ -49,11 +49,11 @@ GROUPS = ("student", "unet", "deeplabv3", "distill")
 
 
 def train(overrides: list[str], work: Path, name: str, steps: int) -> dict:
-    """One samqa-train process; returns its step times and wall time."""
+    """One samqa-train process (``steps`` -1: one epoch); returns its step times and wall time."""
     out = work / name.replace(":", "_")
     times = out / "step_times.json"
     cmd = [str(Path(sys.executable).parent / "samqa-train"), "data=synthetic_rats", "data.size=quick", *overrides,
-           "trainer.max_epochs=-1", "trainer.min_epochs=null", f"++trainer.max_steps={steps}",
+           f"trainer.max_epochs={1 if steps < 0 else -1}", "trainer.min_epochs=null", f"++trainer.max_steps={steps}",
            "++trainer.limit_val_batches=0", "final_validate=false", "logger=csv", f"paths.output_dir={out}",
            f"paths.frame_cache_dir={work / 'frames'}", "callbacks.progress_bar=null",
            "+callbacks.step_times._target_=samqa_framework.models.lit.callbacks.StepTimes",
@@ -94,7 +94,8 @@ def main() -> None:
         for group, overrides in prep.items():
             if group in args.only:
                 t0 = time.perf_counter()
-                train(overrides, work, f"prepare_{group}", 1)
+                # the teacher's cache fills during the first epoch (each frame and its flip): one whole epoch
+                train(overrides, work, f"prepare_{group}", -1 if group == "distill" else 1)
                 results[f"prepare:{group}"] = {"wall_s": time.perf_counter() - t0}
         for name in names:
             print(f"{name} ...", flush=True)
