@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli.helpers import BIN, run_cli
 
 ARGS = ["annotator=samqa", "data.size=tiny", "model.image_size=64", "logger=csv", "progress=false"]
@@ -18,6 +20,7 @@ def _lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
 
 
+@pytest.mark.slow  # 1-1.5 min on 2 cores: CI's make test-slow runs it, keeping make test under 15 min
 def test_samqa_killed_and_resumed_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     full = run_cli("samqa-annotate", *ARGS, f"out_dir={tmp_path}/full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr[-3000:]

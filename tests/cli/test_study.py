@@ -18,6 +18,7 @@ def _results_dir(stdout: str) -> Path:
     return Path(last[len("results: "):])
 
 
+@pytest.mark.slow  # 1-1.5 min on 2 cores: CI's make test-slow runs it, keeping make test under 15 min
 def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) -> None:
     args = ["-m", *SMOKE, "annotator=manual,watershed_unet,sam2_video", "logger=wandb"]
     run = run_cli("samqa-study", *args, cwd=tmp_path)
@@ -115,6 +116,7 @@ def test_manual_labels_give_a_tracker_that_scores_and_zeros_say_why(tmp_path: Pa
         assert "new_track_thresh 0.9" in (_results_dir(run.stdout) / "table2.md").read_text()
 
 
+@pytest.mark.slow  # 1-1.5 min on 2 cores: CI's make test-slow runs it, keeping make test under 15 min
 def test_every_method_that_trains_runs_on_an_import_of_boxes(tmp_path: Path, tiny_rats: Path) -> None:
     """A user's import (MOTChallenge layout) labelled with boxes only, its evaluation split labelled too: the manual
     row, SAM-QA (its student fine-tuned on the boxes) and both segmentation baselines (trained on the boxes) all

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from samqa_framework import api
 from samqa_framework.utils import extras
