@@ -25,10 +25,25 @@ class CleanupParams:
 
 
 def clean_mask(mask: np.ndarray, params: CleanupParams) -> np.ndarray:
-    """A cleaned copy of bool ``mask`` (H, W); an empty mask stays empty."""
-    out = np.asarray(mask, dtype=bool)
-    if not out.any():
-        return out.copy()
+    """A cleaned copy of bool ``mask`` (H, W); an empty mask stays empty.
+
+    Every step is local, so it runs on the mask's bounding box grown by the opening radius plus one pixel: outside
+    that box the frame is empty in both cases, so the result is the whole frame's, pixel for pixel (on the real
+    clip's 1024x1024 frames a fly's box is ~1/60 of the frame, and the whole-frame opening and hole filling were
+    half of SAM-QA's time per frame)."""
+    full = np.asarray(mask, dtype=bool)
+    rows, cols = np.flatnonzero(full.any(1)), np.flatnonzero(full.any(0))
+    if not len(rows):
+        return full.copy()
+    pad = max(int(params.opening_radius), 0) + 1
+    y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, full.shape[0])
+    x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, full.shape[1])
+    result = np.zeros_like(full)
+    result[y0:y1, x0:x1] = _clean_crop(full[y0:y1, x0:x1], params)
+    return result
+
+
+def _clean_crop(out: np.ndarray, params: CleanupParams) -> np.ndarray:
     if params.opening_radius > 0:
         opened = ndimage.binary_opening(out, structure=disk(params.opening_radius))
         out = opened if opened.any() else out  # a very thin animal (tail only) is kept rather than erased
