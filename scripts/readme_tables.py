@@ -21,7 +21,9 @@ and its growth with the video's length, and the machine's load.
 A ``worked_example`` block is the worked example on the real clip (``samqa-study -m experiment=sleap_clip_samqa``):
 each row's IDF1 / HOTA beside its labels' quality against the human ones, the issue's targets met or missed (SAM-QA
 within 5 IDF1 of the manual labels, at most 5 interventions per 100 frames, the whole run in 30 minutes) and the
-minutes each stage took (``runs.json`` beside ``results.json``; both files are in the digest).
+minutes each stage took (``runs.json`` beside ``results.json``; both files are in the digest), then every tracker
+variant on the same detections. ``worked_example_seeds``: the same tables for a run with several detector seeds
+(``study.detector_seeds``; mean ± sd), without the minutes (its stages partly came from another run's cache).
 
 A ``qa_pareto_<data set>`` block is the Pareto front of a ``hparams_search=qa_pareto`` sweep (its ``pareto.json``);
 the sweep's ``pareto.png`` is copied beside the README as ``docs/<block>.png`` and shown under the table.
@@ -235,9 +237,10 @@ def _stage_seconds(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def worked_example_block(rows: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]],
-                         targets: Mapping[str, float] = WORKED_TARGETS) -> str:
-    """The manual and SAM-QA rows of the real clip: tracking, label quality against the human labels, the targets and
-    each stage's minutes (``runs``: the run's ``runs.json``)."""
+                         targets: Mapping[str, float] = WORKED_TARGETS, timed: bool = True) -> str:
+    """The manual and SAM-QA rows of the real clip: tracking, label quality against the human labels, the targets,
+    each stage's minutes (``runs``: the run's ``runs.json``; not with ``timed=False``, e.g. a run that reused the
+    stages of another and added detector seeds) and every tracker variant on the same detections."""
     header = ["method", "IDF1", "HOTA", "box IoU vs human labels", "recall", "ID switches",
               "interventions / 100 frames", "labelled frames"]
     lines, by = [], {}
@@ -265,6 +268,12 @@ def worked_example_block(rows: Sequence[Mapping[str, Any]], runs: Sequence[Mappi
         ok = ipf <= targets["interventions"]
         verdicts.append(f"{ipf:.1f} interventions per 100 frames ({'meets' if ok else 'misses'} at most "
                         f"{targets['interventions']:g})")
+    v_header, v_lines = variants_table(rows)
+    variants = f"\n\nTracker variants (same detections):\n\n{markdown(v_header, v_lines)}" if v_lines else ""
+    seeds = sorted({s for r in rows for s in (r.get("seeds") or [])})
+    if not timed:
+        over = f" (mean ± sd over detector seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+        return f"{markdown(header, lines)}\n\nTargets{over}: {'; '.join(verdicts)}.{variants}"
     times = _stage_seconds(runs)
     total = sum(times.values()) / 60
     verdicts.append(f"the stages took {total:.1f} min in all ({'meets' if total <= targets['minutes'] else 'misses'} "
@@ -279,7 +288,7 @@ def worked_example_block(rows: Sequence[Mapping[str, Any]], runs: Sequence[Mappi
     note = (f"; {reused} stage(s) of this run came from the cache, each counted with the time of the run that made it"
             if reused else "")
     return (f"{markdown(header, lines)}\n\nTargets: {'; '.join(verdicts)}. Minutes per stage (summed over the jobs, "
-            f"each stage once{note}): {split}.{fit}")
+            f"each stage once{note}): {split}.{fit}{variants}")
 
 
 def render(block: str, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -306,8 +315,8 @@ def main() -> None:
     parser.add_argument("--block", required=True,
                         help="table2 | ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
                              "bench_review (bench_review.py's --out) | bench_annotate (bench_annotate.py's --out) | "
-                             "bench_encoders (bench_encoders.py's --out) | worked_example (a results.json, runs.json "
-                             "beside it)")
+                             "bench_encoders (bench_encoders.py's --out) | worked_example, worked_example_seeds (a "
+                             "results.json, runs.json beside it; _seeds: without stage minutes)")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args()
     if args.block == "qa_check":
@@ -320,9 +329,9 @@ def main() -> None:
             rendered = bench_annotate_block(json.loads(data))
         elif args.block == "bench_encoders":
             rendered = bench_encoders_block(json.loads(data))
-        elif args.block == "worked_example":
+        elif args.block in ("worked_example", "worked_example_seeds"):
             runs = (args.results.parent / "runs.json").read_bytes()
-            rendered = worked_example_block(json.loads(data), json.loads(runs))
+            rendered = worked_example_block(json.loads(data), json.loads(runs), timed=args.block == "worked_example")
             data += runs
         elif args.block.startswith("qa_pareto_"):
             rendered = pareto_block(args.block, json.loads(data), args.results.parent, args.readme)

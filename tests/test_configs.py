@@ -278,7 +278,8 @@ def test_the_worked_example_trains_the_student_on_20_labelled_frames_and_sweeps_
                                                                                     "eval": [750, 1500]}
     assert cfg.annotator._target_.endswith("SamQaAnnotator") and cfg.prompts._target_.endswith("OraclePrompts")
     assert cfg.hydra.sweeper.params.annotator.split(",") == ["manual", "samqa"]
-    assert cfg.detector.imgsz == compose_cfg("study", ["experiment=sleap_clip"]).detector.imgsz
+    # the manual row is experiment=sleap_clip's: the same detector, budget included
+    assert cfg.detector == compose_cfg("study", ["experiment=sleap_clip"]).detector and cfg.detector.iterations
     train = StudyJob(cfg).train_config(cfg.study.models.sam_finetune, {})
     assert train.stage.name == "finetune" and train.stage.module.supervision == "auto"
     assert train.trainer.max_steps > 0 and train.trainer.max_epochs == -1

@@ -257,6 +257,9 @@ def test_a_worked_example_block_puts_manual_and_samqa_side_by_side_with_targets_
     assert "the stages took 27.1 min in all (meets 30 min)" in text
     assert "SAM student 8.0, annotation 3.1, YOLOv8n 14.0, detection 2.0" in text and "(val/iou): 0.812" in text
     assert "2 stage(s) of this run came from the cache" in text
+    # the tracker variants on the same detections follow the targets
+    assert text.index("Tracker variants (same detections)") > text.index("Minutes per stage")
+    assert "| SAM-QA            | sleap_clip | 89.4 " in text
     # both files are what the table was made from
     runs_text = (run_dir / "runs.json").read_text()
     (run_dir / "runs.json").write_text(runs_text.replace("480.0", "481.0"))
@@ -264,3 +267,26 @@ def test_a_worked_example_block_puts_manual_and_samqa_side_by_side_with_targets_
     assert _run("--results", str(run_dir / "results.json"), "--block", "worked_example",
                 "--readme", str(readme)).returncode == 0
     assert readme.read_text().split("sha256 ")[1][:12] != before
+
+
+def test_a_worked_example_seeds_block_gives_mean_and_sd_over_seeds_without_stage_minutes(tmp_path: Path) -> None:
+    quality = {"frames": 750, "mean_box_iou": 0.9, "recall": 1.0, "id_switches": 0}
+    samqa = _row("SAM-QA", "sleap_clip", 80.0, sd=1.5) | {"seeds": [0, 1, 2], "interventions_per_100_frames": 0.1,
+                                                          "label_quality": {"t": quality}}
+    manual = _row("Manual annotation", "sleap_clip", 82.0, sd=3.0) | {"annotator": "manual", "seeds": [0, 1, 2],
+                                                                       "label_quality": {"t": quality}}
+    samqa["variants"]["all_fixes"] = {"IDF1": 81.0, "IDF1_sd": 0.5, "HOTA": 60.0, "HOTA_sd": 0.25}
+    run_dir = tmp_path / "seeds"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps([manual, samqa]))
+    (run_dir / "runs.json").write_text(json.dumps([{"method": "samqa", "stages": {
+        "detector": {"key": "d", "wall_s": 4000.0, "cached": False}}}]))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- worked_example_seeds:begin -->\nold\n<!-- worked_example_seeds:end -->\n")
+    run = _run("--results", str(run_dir / "results.json"), "--block", "worked_example_seeds", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "| 82.0 ± 3.0 " in text
+    assert "Targets (mean ± sd over detector seeds 0, 1, 2): SAM-QA's tracker 2.0 IDF1 below" in text
+    assert "min in all" not in text and "Minutes per stage" not in text
+    assert "81.0 ± 0.5" in text  # the all_fixes variant, with its sd
