@@ -29,7 +29,7 @@ def clean_mask(mask: np.ndarray, params: CleanupParams) -> np.ndarray:
 
     Every step is local, so it runs on the mask's bounding box grown by the opening radius plus one pixel: outside
     that box the frame is empty in both cases, so the result is the whole frame's, pixel for pixel (on the real
-    clip's 1024x1024 frames a fly's box is ~1/60 of the frame, and the whole-frame opening and hole filling were
+    clip's 1024x1024 frames a fly's box is ~1/90 of the frame, and the whole-frame opening and hole filling were
     half of SAM-QA's time per frame)."""
     full = np.asarray(mask, dtype=bool)
     rows, cols = np.flatnonzero(full.any(1)), np.flatnonzero(full.any(0))
