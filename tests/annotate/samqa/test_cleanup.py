@@ -1,26 +1,12 @@
 import numpy as np
 import pytest
-from scipy import ndimage
-from skimage.morphology import disk
 
-from samqa_framework.annotate.samqa.cleanup import CleanupParams, clean_mask
+from samqa_framework.annotate.samqa.cleanup import CleanupParams, _clean_crop, clean_mask
 
 
 def _whole_frame(mask: np.ndarray, params: CleanupParams) -> np.ndarray:
-    """The clean-up run on the whole frame, step by step (what clean_mask's cropping must reproduce)."""
-    out = mask.copy()
-    if params.opening_radius > 0:
-        opened = ndimage.binary_opening(out, structure=disk(params.opening_radius))
-        out = opened if opened.any() else out
-    if params.largest_component:
-        labels, n = ndimage.label(out, structure=np.ones((3, 3), dtype=bool))
-        if n > 1:
-            sizes = np.bincount(labels.ravel())
-            sizes[0] = 0
-            out = labels == int(sizes.argmax())
-    if params.fill_holes:
-        out = ndimage.binary_fill_holes(out)
-    return out
+    """The same steps run on the whole frame (what clean_mask's cropping must reproduce)."""
+    return _clean_crop(mask.copy(), params)
 
 
 def _blobby(rng: np.random.Generator, shape: tuple[int, int], where: tuple[int, int]) -> np.ndarray:

@@ -29,8 +29,8 @@ def clean_mask(mask: np.ndarray, params: CleanupParams) -> np.ndarray:
 
     Every step is local, so it runs on the mask's bounding box grown by the opening radius plus one pixel: outside
     that box the frame is empty in both cases, so the result is the whole frame's, pixel for pixel (on the real
-    clip's 1024x1024 frames a fly's box is ~1/90 of the frame, and the whole-frame opening and hole filling were
-    half of SAM-QA's time per frame)."""
+    clip's 1024x1024 frames a fly's box is ~1/90 of the frame, and the whole-frame opening and hole filling took
+    ~40% of SAM-QA's time: 21 of 52 s for 80 frames, profiled)."""
     full = np.asarray(mask, dtype=bool)
     rows, cols = np.flatnonzero(full.any(1)), np.flatnonzero(full.any(0))
     if not len(rows):
