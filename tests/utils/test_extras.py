@@ -30,8 +30,9 @@ print(faults[len(faults) // 2])
 
 def _faults_of_second_block(mode: str) -> int:
     """Minor page faults while a 96 MiB block is allocated and written after one like it was freed: the median
-    of rounds 5-12. Under ``reuse`` the heap still grows in the first rounds (the freed block is not
-    yet where the next request fits) and settles after one to three, in an order that varies with the thread count (seen here: up to round 5 once; CI once faulted in all of rounds 1-4).
+    of rounds 5-12. Under ``reuse`` the heap still grows in the first rounds (the freed block is not yet where the
+    next request fits) and settles after one to three, in an order that varies with the thread count (seen here:
+    up to round 5 once; CI once faulted in all of rounds 1-4).
 
     In a fresh interpreter: mallopt's settings are process-wide and the heap keeps what earlier tests left in
     it (a heap top grown under ``reuse`` serves the block with no fault even after ``system`` is set again).
