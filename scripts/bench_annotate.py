@@ -8,6 +8,9 @@ its own, on the same data, model and oracle prompts):
 - ``overlap``: ``read_ahead=4 encode_ahead=true`` (conf/annotate.yaml's defaults): frames decoded ahead on a reader
   thread, the next frame's image embedding computed on a worker thread while the current frame is finished;
 - ``overlap_ort``: ``overlap`` with ``annotator.predictor.runtime=onnxruntime``;
+- ``overlap_1t``: ``overlap`` with the encode-ahead worker on one torch thread
+  (``annotator.predictor.ahead_threads=1``);
+- ``read_ahead``: ``read_ahead=4 encode_ahead=false`` (decoding ahead only);
 - a ``+passive`` suffix (``inline+passive``) runs that path with ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads sleep
   instead of spinning while they wait. On a CPU shared with other jobs, torch's spinning threads can waste most of
   the process's CPU share (libgomp spins at full length while its threads fit the cores, and throttles the spin once
@@ -51,6 +54,9 @@ PATHS: dict[str, list[str]] = {
     "overlap": ["read_ahead=4", "encode_ahead=true"],
     "overlap_ort": ["read_ahead=4", "encode_ahead=true", "annotator.predictor.runtime=onnxruntime",
                     "annotator.predictor.runtime_strict=true"],
+    # the encoder ahead on one thread while the loop keeps torch's count: two teams no longer outnumber the cores
+    "overlap_1t": ["read_ahead=4", "encode_ahead=true", "annotator.predictor.ahead_threads=1"],
+    "read_ahead": ["read_ahead=4", "encode_ahead=false"],  # frames decoded ahead, the encoder inline
 }
 PASSIVE = "+passive"
 BASELINE = "inline"
@@ -190,7 +196,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--runs", nargs="+", default=["inline:1000,4000", "overlap:1000,4000"],
-                    help="PATH:LENGTH[,LENGTH...] per path (inline, overlap, overlap_ort; +passive suffix)")
+                    help="PATH:LENGTH[,LENGTH...] per path (inline, overlap, overlap_ort, overlap_1t, read_ahead; "
+                         "+passive suffix)")
     ap.add_argument("--encoders", nargs="+", default=["tiny_vit_5m"])
     ap.add_argument("--teacher-lengths", type=int, nargs="+", default=[1000],
                     help="lengths for vit_* encoders (about 0.6 s a frame at 256 px on 2 cores), replacing --runs'")

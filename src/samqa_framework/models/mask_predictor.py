@@ -116,11 +116,20 @@ class MaskPredictorBase(abc.ABC):
     ``embedding_cache_mb`` > 0 keeps up to that many MB of embeddings in the process-wide :data:`EMBEDDING_MEMO`
     (subclasses that implement ``_embedding_state`` / ``_restore_embedding``), so that another predictor with the
     same weights (the next trial of a sweep) reuses them.
+
+    ``ahead_threads``: torch's intra-op threads on the prefetch worker (null: the process's count). On a CPU whose
+    cores the loop's own torch threads already fill, two teams of that size take turns on the cores; the worker's
+    count is set on its own thread (OpenMP's thread count is per thread; the calling thread keeps its own) and the
+    process's default is put back when the worker stops, so later stages run as they would without it.
     """
 
-    def __init__(self, multimask: bool = False, embedding_cache_mb: float = 0) -> None:
+    def __init__(self, multimask: bool = False, embedding_cache_mb: float = 0,
+                 ahead_threads: int | None = None) -> None:
         if embedding_cache_mb < 0:
             raise ValueError(f"embedding_cache_mb must be >= 0, got {embedding_cache_mb}")
+        if ahead_threads is not None and ahead_threads < 1:
+            raise ValueError(f"ahead_threads must be >= 1 or null, got {ahead_threads}")
+        self.ahead_threads = ahead_threads
         self.multimask = multimask
         self.embedding_cache_bytes = int(embedding_cache_mb * 2**20)
         self._model_key: str | None = None
@@ -247,11 +256,20 @@ class MaskPredictorBase(abc.ABC):
             return True  # a sweep's later trial: set_frame finds it in the memo
         rgb = as_rgb_uint8(frame, bgr)
         if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-ahead")
+            self._worker = self._start_worker()
         self._ahead[key] = self._worker.submit(self._encode_job, rgb)
         while len(self._ahead) > AHEAD:
             self._ahead.popitem(last=False)[1].cancel()  # not started: never runs; running: its result is dropped
         return True
+
+    def _start_worker(self) -> ThreadPoolExecutor:
+        if self.ahead_threads is None:
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-ahead")
+        # torch.set_num_threads also sets the default that threads started later take (and MKL's process-wide
+        # count): the process's count is restored in close()
+        self._threads_before = torch.get_num_threads()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-ahead",
+                                  initializer=torch.set_num_threads, initargs=(self.ahead_threads,))
 
     def close(self) -> None:
         """Stop the prefetch worker (a pass in progress finishes first) and drop the embeddings encoded ahead. The
@@ -262,6 +280,8 @@ class MaskPredictorBase(abc.ABC):
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
+            if self.ahead_threads is not None:
+                torch.set_num_threads(self._threads_before)
 
     def _ensure(self, frame: np.ndarray, bgr: bool | None) -> None:
         if bgr is None:  # keep whichever colour order the frame was set with

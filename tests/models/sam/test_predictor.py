@@ -209,6 +209,33 @@ def test_a_prefetched_embedding_is_encoded_on_the_worker_and_used_once(sam) -> N
         handle.remove()
 
 
+def test_ahead_threads_run_the_worker_on_its_own_count_and_put_the_process_count_back(sam) -> None:
+    counts: list[tuple[str, int]] = []
+    handle = sam.image_encoder.register_forward_hook(
+        lambda _m, _a, _o: counts.append((threading.current_thread().name, torch.get_num_threads())))
+    before = torch.get_num_threads()
+    try:
+        want = SamMaskPredictor(sam).predict_boxes(random_frame(5), BOXES)
+        ahead = SamMaskPredictor(sam, ahead_threads=1)
+        ahead.prefetch(random_frame(5))
+        masks, scores = ahead.predict_boxes(random_frame(5), BOXES)
+        assert counts[-1][0].startswith("encode-ahead") and counts[-1][1] == 1
+        assert torch.get_num_threads() == before  # the loop's own thread keeps its count while the worker runs
+        np.testing.assert_array_equal(masks, want[0])  # a 64 px encoder: the same masks on one thread
+        np.testing.assert_allclose(scores, want[1], rtol=0, atol=1e-5)
+        ahead.close()
+        seen: list[int] = []
+        later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        later.start()
+        later.join()
+        assert seen == [before]  # threads started after close take the process's count again
+    finally:
+        handle.remove()
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="ahead_threads"):
+        SamMaskPredictor(sam, ahead_threads=0)
+
+
 def test_prefetch_copies_the_pixels_and_a_changed_buffer_is_encoded_again(counted) -> None:
     predictor, seen = counted
     frame = random_frame(8)

@@ -20,15 +20,16 @@ class SamMaskPredictor(MaskPredictorBase):
 
     ``sam`` is moved to ``device`` and put in eval mode. With ``fuse`` an encoder that supports it
     (``TimmEncoder.fuse_for_inference``) is fused in place for speed: the predictor then owns the model, which can
-    no longer be trained. ``embedding_cache_mb``: see :class:`MaskPredictorBase`. ``runtime`` (``eager`` |
-    ``onnxruntime``), ``runtime_threads``, ``runtime_cache_dir``, ``runtime_strict``: where the image encoder runs
-    (:func:`samqa_framework.models.sam.runtime.apply_runtime`; CPU only, so ignored on another device).
+    no longer be trained. ``embedding_cache_mb``, ``ahead_threads``: see :class:`MaskPredictorBase`. ``runtime``
+    (``eager`` | ``onnxruntime``), ``runtime_threads``, ``runtime_cache_dir``, ``runtime_strict``: where the image
+    encoder runs (:func:`samqa_framework.models.sam.runtime.apply_runtime`; CPU only, so ignored on another device).
     """
 
     def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False, fuse: bool = True,
                  embedding_cache_mb: float = 0, runtime: str = "eager", runtime_threads: int | None = None,
-                 runtime_cache_dir: str = "outputs/cache/onnx", runtime_strict: bool = False) -> None:
-        super().__init__(multimask, embedding_cache_mb)
+                 runtime_cache_dir: str = "outputs/cache/onnx", runtime_strict: bool = False,
+                 ahead_threads: int | None = None) -> None:
+        super().__init__(multimask, embedding_cache_mb, ahead_threads)
         if fuse and hasattr(sam.image_encoder, "fuse_for_inference"):
             sam.image_encoder.fuse_for_inference()
         if torch.device(device).type == "cpu":
