@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from samqa_framework.study.report import markdown, table2, variants_table
+from samqa_framework.study.report import headline_variant, markdown, table2, variants_table
 from samqa_framework.utils.io import atomic_open, atomic_write_text
 from samqa_framework.utils.sweep_report import markdown_front
 
@@ -297,7 +297,8 @@ def render(block: str, rows: Sequence[Mapping[str, Any]]) -> str:
     if block == "table2":
         header, lines = table2(rows)
         v_header, v_lines = variants_table(rows)
-        return f"{markdown(header, lines)}\n\nTracker variants (same detections):\n\n{markdown(v_header, v_lines)}"
+        return (f"IDF1 / HOTA: {headline_variant(rows)}.\n\n{markdown(header, lines)}\n\n"
+                f"Tracker variants (same detections):\n\n{markdown(v_header, v_lines)}")
     if block == "ablation":
         return ablation_table(rows)
     raise SystemExit(f"unknown block {block!r} (table2 | ablation)")

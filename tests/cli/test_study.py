@@ -34,7 +34,8 @@ def test_quick_multirun_table_cache_and_one_wandb_run_per_job(tmp_path: Path) ->
         assert r["status"] == "ok", r["reason"]
         assert 0 <= r["IDF1"] <= 100 and 0 <= r["HOTA"] <= 100 and r["dataset"] == "synthetic_rats"
         assert set(r["variants"]) == {"paper", "max_ids", "detection_box", "nms_0.5", "new_track_0.5",
-                                   "all_fixes"}
+                                   "all_fixes", "robust"}
+        assert r["tracker_variant"] == "robust" and r["IDF1"] == r["variants"]["robust"]["IDF1"]
         assert (job_dir[name] / "tracks" / "paper" / "tracker.yaml").is_file()
         assert (job_dir[name] / "tracks" / "paper" / "synthetic_rats-eval1.txt").is_file()
         assert (job_dir[name] / "detector" / "best.pt").is_file()
@@ -109,6 +110,7 @@ def test_manual_labels_give_a_tracker_that_scores_and_zeros_say_why(tmp_path: Pa
     assert row["status"] == "ok"
     # a label set produces a real tracking score (tracks started at 0.5: the tiny detector's confidences)
     assert row["variants"]["new_track_0.5"]["IDF1"] > 10, row["variants"]["new_track_0.5"]
+    assert row["tracker_variant"] == "robust" and row["IDF1"] > 10, row["variants"]["robust"]  # Table 2's columns
     for name, v in row["variants"].items():  # every zero names its cause, with the detections' figures
         if v["IDF1"] == 0:
             assert v["diagnosis"]["why"] and "conf" in v["diagnosis"]["why"], (name, v["diagnosis"])

@@ -36,6 +36,8 @@ def test_a_block_is_replaced_by_the_tables_of_a_results_file(tmp_path: Path, blo
     assert "71.2 ± 1.5" in text and "SAM-QA [qa=paper]" in text and "sha256" in text
     if block == "ablation":
         assert "| 0.850 " in text  # the mean box IoU over the sequences
+    else:
+        assert "IDF1 / HOTA: tracker variant `paper` (the paper's ByteTrack)." in text  # which columns these are
 
 
 def test_missing_markers_are_an_error_naming_the_file(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from samqa_framework.study.report import (
     RESULT_KEYS,
     collect_rows,
+    headline_variant,
     stage_times,
     table2,
     variants_table,
@@ -55,6 +56,19 @@ def test_rows_are_collected_in_job_order_and_written_as_table2(tmp_path: Path) -
     assert "max_ids IDF1" in (tmp_path / "table2.md").read_text()
     assert (tmp_path / "table2.csv").read_text().splitlines()[0].startswith("method,zero-shot")
     assert stage_times(got) == {"annotate": 50.0, "detector": 0.0}
+
+
+def test_table2_names_the_tracker_variant_of_its_columns(tmp_path: Path) -> None:
+    rows = [_row("SAM-QA", "rats"), _row("Grounding DINO", "rats", "skipped", None)]
+    assert headline_variant(rows) == "tracker variant `paper` (the paper's ByteTrack)"  # inferred: paper's figures
+    for r in rows:
+        r["tracker_variant"] = "max_ids"
+    rows[0]["IDF1"], rows[0]["HOTA"] = 90.0, 61.0
+    assert headline_variant(rows) == "tracker variant `max_ids`"
+    del rows[0]["tracker_variant"], rows[1]["tracker_variant"]
+    assert headline_variant(rows) == "tracker variant `max_ids`"  # an older results.json: the matching variant
+    write_results(tmp_path, rows)
+    assert "(IDF1 / HOTA, tracker variant `max_ids`)" in (tmp_path / "table2.md").read_text()
 
 
 def test_a_zero_in_table2_and_the_variants_says_why() -> None:

@@ -293,7 +293,8 @@ class StudyJob:
         metrics = _over_seeds({s: t.outputs["metrics"] for s, (_, t) in per_seed.items()})
         primary = metrics[cfg.study.primary_variant]
         first = per_seed[seeds[0]][0]
-        return {"IDF1": primary["IDF1"], "HOTA": primary["HOTA"], "IDF1_sd": primary.get("IDF1_sd"),
+        return {"IDF1": primary["IDF1"], "HOTA": primary["HOTA"], "tracker_variant": cfg.study.primary_variant,
+                "IDF1_sd": primary.get("IDF1_sd"),
                 "HOTA_sd": primary.get("HOTA_sd"), "seeds": seeds, "diagnosis": primary.get("diagnosis"),
                 "interventions_per_100_frames": annotation.outputs["interventions_per_100_frames"],
                 "label_quality": {s: v["quality"] for s, v in annotation.outputs["sequences"].items()},

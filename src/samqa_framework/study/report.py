@@ -110,6 +110,19 @@ def variants_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[l
     return header, lines
 
 
+def headline_variant(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Which tracker variant Table 2's IDF1 / HOTA columns hold (``study.primary_variant``), in words."""
+    names = list(dict.fromkeys(r["tracker_variant"] for r in rows if r.get("tracker_variant")))
+    if not names:  # results.json from before rows named it: the variant whose figures are the columns' in every row
+        ok = [r for r in rows if r["status"] == "ok" and r.get("variants")]
+        names = [v for v in (ok[0]["variants"] if ok else {})
+                 if all(r["variants"].get(v, {}).get(m) == r[m] for r in ok for m in ("IDF1", "HOTA"))][:1]
+    if not names:
+        return "the paper's ByteTrack"
+    return "tracker variant " + ", ".join(f"`{n}`" + (" (the paper's ByteTrack)" if n == "paper" else "")
+                                          for n in names)
+
+
 def _zeros(variants: Mapping[str, Mapping[str, Any]]) -> str:
     """Why each variant that scored IDF1 0 did (its diagnosis), e.g. "paper: no detection >= 0.9 ..."."""
     zero = [name for name, v in variants.items()
@@ -142,7 +155,7 @@ def write_results(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]
                for r in rows]
     header, lines = table2(rows)
     v_header, v_lines = variants_table(rows)
-    text = (f"# Table 2: tracking with labels from each method (IDF1 / HOTA, the paper's ByteTrack)\n\n"
+    text = (f"# Table 2: tracking with labels from each method (IDF1 / HOTA, {headline_variant(rows)})\n\n"
             f"{markdown(header, lines)}\n\n## Tracker variants\n\n{markdown(v_header, v_lines)}\n")
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *lines])
