@@ -140,10 +140,10 @@ def bench_review_block(report: Mapping[str, Any]) -> str:
 
 
 ANNOTATE_PATHS = {"inline": "inline (`read_ahead=0 encode_ahead=false`: today's loop)",
-                  "overlap": "overlap (`read_ahead=4 encode_ahead=true`, the default)",
+                  "overlap": "overlap (`read_ahead=4 encode_ahead=true`)",
                   "overlap_ort": "overlap + `annotator.predictor.runtime=onnxruntime`",
                   "overlap_1t": "overlap, the encode-ahead worker on 1 thread (`annotator.predictor.ahead_threads=1`)",
-                  "read_ahead": "`read_ahead=4 encode_ahead=false` (decoding ahead only)"}
+                  "read_ahead": "`read_ahead=4 encode_ahead=false` (decoding ahead only, the default)"}
 PASSIVE = "+passive"
 
 

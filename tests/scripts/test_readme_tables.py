@@ -172,7 +172,7 @@ def test_a_bench_annotate_block_puts_each_path_beside_todays_loop_with_memory_ta
         ["300", "5.60", "-", "0.9100", "-", "-", "951", "0.98", "3.25"],
         ["300", "6.20", "1.11x vs inline+passive", "0.9112", "+0.0012", "no", "955", "0.98", "3.25"]]
     assert rows[0][0].startswith("inline (`read_ahead=0") and rows[4][0].endswith("`OMP_WAIT_POLICY=PASSIVE`")
-    assert "overlap (`read_ahead=4 encode_ahead=true`, the default) 1,200 / 40 frames 1.042" in text
+    assert "overlap (`read_ahead=4 encode_ahead=true`) 1,200 / 40 frames 1.042" in text
     assert "runs 23.24x as fast with box IoU within 0.0000" in text
     # the verdict comes from the pair whose OpenMP threads sleep: spinning under load made the plain ratio 23x
     assert "`OMP_WAIT_POLICY=PASSIVE`, so that spinning under load does not decide the ratio): 1.11x (misses" in text
