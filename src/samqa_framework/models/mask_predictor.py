@@ -130,6 +130,7 @@ class MaskPredictorBase(abc.ABC):
         if ahead_threads is not None and ahead_threads < 1:
             raise ValueError(f"ahead_threads must be >= 1 or null, got {ahead_threads}")
         self.ahead_threads = ahead_threads
+        self._threads_before = torch.get_num_threads()  # put back when an ahead_threads worker stops
         self.multimask = multimask
         self.embedding_cache_bytes = int(embedding_cache_mb * 2**20)
         self._model_key: str | None = None
@@ -267,7 +268,7 @@ class MaskPredictorBase(abc.ABC):
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-ahead")
         # torch.set_num_threads also sets the default that threads started later take (and MKL's process-wide
         # count): the process's count is restored in close()
-        self._threads_before = torch.get_num_threads()
+        self._threads_before = torch.get_num_threads()  # now, not at construction: the caller may have changed it
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-ahead",
                                   initializer=torch.set_num_threads, initargs=(self.ahead_threads,))
 
