@@ -10,11 +10,13 @@ cores) is measured again up to ``--retries`` times, else flagged "busy CPU" (``c
 
     python scripts/bench_encoders.py --out outputs/bench_encoders.json [--sizes 256 512 1024]
         [--students tiny_vit_5m tiny_vit_11m tiny_vit_21m] [--repeats N] [--threads 2] [--retries 1]
-        [--runtimes eager onnxruntime]
+        [--runtimes eager onnxruntime onnxruntime_int8]
 
 Each student runs under each of ``--runtimes`` (``samqa_framework.models.sam.runtime``); a non-eager row
 ``<student>+<runtime>`` also holds ``speedup_vs_eager`` and ``max_abs_diff_vs_eager`` (its embedding against the
-eager one's on the same input; the ONNX export is cached in a temporary folder, not timed).
+eager one's on the same input; the ONNX export is cached in a temporary folder, not timed). The weights are random:
+``onnxruntime_int8``'s difference here overstates what a trained student loses (its labels against eager's:
+``scripts/bench_annotate.py``).
 
 JSON: ``{"<size>": {"teacher": {...}, "<student>": {..., "speedup_vs_teacher": teacher_ms / student_ms}}}``.
 """
@@ -31,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from samqa_framework.models.sam.runtime import RUNTIMES
 from samqa_framework.utils.io import atomic_write_json
 
 TEACHER = "vit_b"
@@ -151,7 +154,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=None, help="timed passes per model (default: 10/5/3 by size)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed passes first (default: 2/1/1 by size)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runtimes", nargs="+", default=["eager"], choices=["eager", "onnxruntime"])
+    ap.add_argument("--runtimes", nargs="+", default=["eager"], choices=list(RUNTIMES))
     ap.add_argument("--retries", type=int, default=1, help="re-measure a model whose run found the CPU busy")
     args = ap.parse_args()
     results: dict[str, dict[str, dict]] = {}

@@ -143,7 +143,9 @@ ANNOTATE_PATHS = {"inline": "inline (`read_ahead=0 encode_ahead=false`: today's 
                   "overlap": "overlap (`read_ahead=4 encode_ahead=true`)",
                   "overlap_ort": "overlap + `annotator.predictor.runtime=onnxruntime`",
                   "overlap_1t": "overlap, the encode-ahead worker on 1 thread (`annotator.predictor.ahead_threads=1`)",
-                  "read_ahead": "`read_ahead=4 encode_ahead=false` (decoding ahead only, the default)"}
+                  "read_ahead": "`read_ahead=4 encode_ahead=false` (decoding ahead only, the default)",
+                  "read_ahead_ort": "the default + `annotator.predictor.runtime=onnxruntime`",
+                  "read_ahead_int8": "the default + `annotator.predictor.runtime=onnxruntime_int8`"}
 PASSIVE = "+passive"
 
 

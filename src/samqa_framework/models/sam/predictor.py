@@ -21,8 +21,9 @@ class SamMaskPredictor(MaskPredictorBase):
     ``sam`` is moved to ``device`` and put in eval mode. With ``fuse`` an encoder that supports it
     (``TimmEncoder.fuse_for_inference``) is fused in place for speed: the predictor then owns the model, which can
     no longer be trained. ``embedding_cache_mb``, ``ahead_threads``: see :class:`MaskPredictorBase`. ``runtime``
-    (``eager`` | ``onnxruntime``), ``runtime_threads``, ``runtime_cache_dir``, ``runtime_strict``: where the image
-    encoder runs (:func:`samqa_framework.models.sam.runtime.apply_runtime`; CPU only, so ignored on another device).
+    (``eager`` | ``onnxruntime`` | ``onnxruntime_int8``), ``runtime_threads``, ``runtime_cache_dir``,
+    ``runtime_strict``: where the image encoder runs (:func:`samqa_framework.models.sam.runtime.apply_runtime`; CPU
+    only, so ignored on another device).
     """
 
     def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False, fuse: bool = True,
