@@ -10,13 +10,18 @@ cores) is measured again up to ``--retries`` times, else flagged "busy CPU" (``c
 
     python scripts/bench_encoders.py --out outputs/bench_encoders.json [--sizes 256 512 1024]
         [--students tiny_vit_5m tiny_vit_11m tiny_vit_21m] [--repeats N] [--threads 2] [--retries 1]
-        [--runtimes eager onnxruntime onnxruntime_int8]
+        [--runtimes eager onnxruntime onnxruntime_int8] [--iou-frames 20 --iou-checkpoint STUDENT.pt]
 
 Each student runs under each of ``--runtimes`` (``samqa_framework.models.sam.runtime``); a non-eager row
 ``<student>+<runtime>`` also holds ``speedup_vs_eager`` and ``max_abs_diff_vs_eager`` (its embedding against the
 eager one's on the same input; the ONNX export is cached in a temporary folder, not timed). The weights are random:
 ``onnxruntime_int8``'s difference here overstates what a trained student loses (its labels against eager's:
-``scripts/bench_annotate.py``).
+``scripts/bench_annotate.py``). With ``--iou-frames N`` a non-eager student row also holds ``mask_iou_vs_eager``: the
+box-prompted masks of a SAM around that student under the runtime against the same SAM's eager masks, on N frames
+(every 15th) of the quick synthetic rats' first evaluation sequence (rendered in memory; the ground-truth boxes as
+prompts): ``mean`` / ``min`` IoU over the masks either side has pixels in, not timed. The SAM has random weights
+(seed 0), or ``--iou-checkpoint``'s (a samqa-train export of that student, read weights only): what a user's
+runtime choice costs on a trained model.
 
 JSON: ``{"<size>": {"teacher": {...}, "<student>": {..., "speedup_vs_teacher": teacher_ms / student_ms}}}``.
 """
@@ -30,6 +35,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,9 +50,61 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtime: str = "eager") -> dict:
-    import tempfile
+def rat_frames(n: int, every: int = 15) -> list[tuple]:
+    """``n`` frames (every ``every``-th) of the quick synthetic rats' first evaluation sequence as (BGR image, GT
+    boxes xyxy), rendered in memory as ``samqa-generate`` renders them."""
+    import numpy as np
+    from hydra.utils import instantiate
 
+    from samqa_framework.api import compose
+    from samqa_framework.data.synthetic.renderer import SceneRenderer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = compose("generate", ["data=synthetic_rats", "data.size=quick"], output_dir=tmp)
+    b = instantiate(cfg.data, _convert_="all")
+    w, h, fps = int(b.size["width"]), int(b.size["height"]), float(b.size["fps"])
+    index = next(i for i, (_, split, _) in enumerate(b.plan()) if split == "eval")
+    frames = []
+    for t, fr in enumerate(SceneRenderer(b.scene, b.num_animals, w, h, fps, seed=b.seed * 1000 + index)
+                           .render(n * every)):
+        if t % every:
+            continue
+        boxes = [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                 for ys, xs in (np.nonzero(m) for m in fr.masks) if len(xs)]
+        frames.append((fr.image, np.array(boxes, dtype=np.float32).reshape(-1, 4)))
+    return frames
+
+
+def mask_iou_vs_eager(model: str, size: int, runtime: str, threads: int, cache: str, n_frames: int,
+                      checkpoint: str | None) -> dict:
+    """IoU of the runtime's box masks against eager's: a SAM around ``model`` (``checkpoint``'s weights, else random
+    with seed 0), on the rats' evaluation frames."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from samqa_framework.models.sam.builder import build_sam
+    from samqa_framework.models.sam.encoders import TimmEncoder
+    from samqa_framework.models.sam.predictor import SamMaskPredictor
+
+    torch.manual_seed(0)
+    sam = build_sam(TimmEncoder(STUDENTS[model], size), checkpoint=checkpoint)
+    eager = SamMaskPredictor(copy.deepcopy(sam))
+    fast = SamMaskPredictor(sam, runtime=runtime, runtime_threads=threads, runtime_cache_dir=cache,
+                            runtime_strict=True)
+    ious = []
+    for image, boxes in rat_frames(n_frames):
+        for a, b in zip(eager.predict_boxes(image, boxes, bgr=True)[0], fast.predict_boxes(image, boxes, bgr=True)[0],
+                        strict=True):
+            if union := np.logical_or(a, b).sum():
+                ious.append(float(np.logical_and(a, b).sum() / union))
+    return {"mean": float(np.mean(ious)) if ious else None, "min": min(ious, default=None), "masks": len(ious),
+            "frames": n_frames, "checkpoint": checkpoint}
+
+
+def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtime: str = "eager",
+          iou_frames: int = 0, iou_checkpoint: str | None = None) -> dict:
     import torch
 
     from samqa_framework.models.sam.encoders import SamViTEncoder, TimmEncoder
@@ -62,11 +120,13 @@ def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtim
     # Each model in its inference form, as the annotators run it (the ViT has no conv + BN pairs to fold).
     encoder = encoder.fuse_for_inference() if hasattr(encoder, "fuse_for_inference") else encoder.eval()
     x = torch.randn(1, 3, size, size)
-    diff = None
+    diff = iou = None
     if runtime != "eager":
         eager = encoder
         with tempfile.TemporaryDirectory() as cache:
             encoder = apply_runtime(eager, size, runtime, threads, cache, strict=True)
+            if iou_frames and model != TEACHER:
+                iou = mask_iou_vs_eager(model, size, runtime, threads, cache, iou_frames, iou_checkpoint)
         with torch.inference_mode():
             diff = (encoder(x) - eager(x)).abs().max().item()
     times = []
@@ -80,7 +140,7 @@ def child(model: str, size: int, repeats: int, warmup: int, threads: int, runtim
     usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall0
     cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     assert tuple(out.shape) == (1, 256, size // 16, size // 16), out.shape
-    return {"model": model, "runtime": runtime, "max_abs_diff_vs_eager": diff,
+    return {"model": model, "runtime": runtime, "max_abs_diff_vs_eager": diff, "mask_iou_vs_eager": iou,
             "size": size, "params_m": params / 1e6, "median_ms": statistics.median(times),
             "min_ms": min(times), "max_ms": max(times), "repeats": repeats, "warmup": warmup, "threads": threads,
             "build_s": build_s, "cpu_per_wall": cpu_s / wall, "peak_rss_mb": _rss_mb(), "base_rss_mb": base}
@@ -99,10 +159,11 @@ _RETRY_BUDGET_S = [180.0]  # total seconds the re-measurements of one run may ta
 
 
 def run_child(model: str, size: int, repeats: int, warmup: int, threads: int, retries: int = 0,
-              runtime: str = "eager") -> dict:
+              runtime: str = "eager", iou_frames: int = 0, iou_checkpoint: str | None = None) -> dict:
     """Measure in a fresh process; when the CPU turned out to be shared, measure again (up to ``retries``,
     while the run's retry budget lasts)."""
-    cmd = [sys.executable, __file__, "--child", model, str(size), str(repeats), str(warmup), str(threads), runtime]
+    cmd = [sys.executable, __file__, "--child", model, str(size), str(repeats), str(warmup), str(threads), runtime,
+           str(iou_frames), iou_checkpoint or ""]
     for attempt in range(retries + 1):
         load_before, t0 = os.getloadavg()[0], time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -136,6 +197,8 @@ def table(results: dict[str, dict[str, dict]]) -> str:
             label = f"{r['model']} (T)" if name == "teacher" else name
             lines.append(f"{size:>5}  {label:<25} {r['params_m']:>9.2f} {r['median_ms']:>10.1f} "
                          f"{r['peak_rss_mb']:>12.0f} {r['peak_rss_mb'] - r['base_rss_mb']:>12.0f} {speed:>8.1f}x"
+                         + (f"  mask IoU vs eager {iou['mean']:.4f}" if (iou := r.get("mask_iou_vs_eager"))
+                            and iou.get("mean") is not None else "")
                          + ("  (busy CPU)" if r.get("contended") else ""))
     if any(r.get("contended") for row in results.values() for r in row.values()):
         lines.append("(busy CPU): other jobs shared the cores (cpu/wall < 0.85 x threads); rerun on an idle machine")
@@ -145,7 +208,8 @@ def table(results: dict[str, dict[str, dict]]) -> str:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         model, size, repeats, warmup, threads = sys.argv[2], *map(int, sys.argv[3:7])
-        print(json.dumps(child(model, size, repeats, warmup, threads, sys.argv[7])))
+        print(json.dumps(child(model, size, repeats, warmup, threads, sys.argv[7], int(sys.argv[8]),
+                               sys.argv[9] or None)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
@@ -156,6 +220,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runtimes", nargs="+", default=["eager"], choices=list(RUNTIMES))
     ap.add_argument("--retries", type=int, default=1, help="re-measure a model whose run found the CPU busy")
+    ap.add_argument("--iou-frames", type=int, default=0, help="frames of the mask check of each non-eager runtime")
+    ap.add_argument("--iou-checkpoint", default=None, help="a trained student export for the mask check")
     args = ap.parse_args()
     results: dict[str, dict[str, dict]] = {}
     for size in args.sizes:
@@ -166,7 +232,8 @@ def main() -> int:
         print(f"{size}px teacher {TEACHER}: {row['teacher']['median_ms']:.1f} ms", file=sys.stderr, flush=True)
         for student in args.students:
             for runtime in args.runtimes:
-                r = run_child(student, size, repeats, warmup, args.threads, args.retries, runtime)
+                r = run_child(student, size, repeats, warmup, args.threads, args.retries, runtime, args.iou_frames,
+                              args.iou_checkpoint)
                 r["speedup_vs_teacher"] = row["teacher"]["median_ms"] / r["median_ms"]
                 name = student if runtime == "eager" else f"{student}+{runtime}"
                 if runtime != "eager" and student in row:

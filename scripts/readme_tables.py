@@ -196,12 +196,19 @@ def bench_annotate_block(report: Mapping[str, Any]) -> str:
             f"{load['start'][0]:.2f} -> {load['end'][0]:.2f} on {report['cpus']} CPUs.{notes}")
 
 
+def _mask_iou(check: Mapping[str, Any] | None) -> str:
+    if not check or check.get("mean") is None:
+        return "-"
+    weights = "trained" if check.get("checkpoint") else "random"
+    return f"{check['mean']:.4f} (min {check['min']:.4f}, {check['masks']} masks, {weights} weights)"
+
+
 def bench_encoders_block(report: Mapping[str, Any], targets: Mapping[int, float] | None = None) -> str:
     """Each size's models beside ViT-B and eager from one ``bench_encoders.py`` run; a busy-CPU row is flagged and the
     issue's speed-up targets (x ViT-B, by size) are met or missed by the best student row."""
     targets = {1024: 15.0, 256: 10.0} if targets is None else targets
-    header = ["size", "model", "median ms", "vs ViT-B", "vs eager", "max abs diff vs eager", "cpu / wall",
-              "load before", "busy CPU"]
+    header = ["size", "model", "median ms", "vs ViT-B", "vs eager", "max abs diff vs eager", "mask IoU vs eager",
+              "cpu / wall", "load before", "busy CPU"]
     lines, verdicts = [], []
     for size, models in sorted(report.items(), key=lambda kv: -int(kv[0])):
         for name, r in models.items():
@@ -209,6 +216,7 @@ def bench_encoders_block(report: Mapping[str, Any], targets: Mapping[int, float]
                           f"{r['median_ms']:.1f}", f"{r.get('speedup_vs_teacher', 1.0):.1f}x",
                           f"{r['speedup_vs_eager']:.2f}x" if r.get("speedup_vs_eager") else "-",
                           f"{r['max_abs_diff_vs_eager']:.1e}" if r.get("max_abs_diff_vs_eager") is not None else "-",
+                          _mask_iou(r.get("mask_iou_vs_eager")),
                           f"{r['cpu_per_wall']:.2f}", f"{r['loadavg_1m_before']:.2f}",
                           "yes" if r.get("contended") else "no"])
         best = max((r.get("speedup_vs_teacher", 0.0) for n, r in models.items() if n != "teacher"), default=0.0)

@@ -206,6 +206,8 @@ def test_a_bench_encoders_block_gives_each_runtime_beside_vit_b_and_eager_and_th
                       "tiny_vit_5m+onnxruntime": _encoder_row("tiny_vit_5m", "onnxruntime", 30.0, 10.6, 1.73)},
               "1024": {"teacher": _encoder_row("vit_b", "eager", 7356.0, None, None, busy=True),
                        "tiny_vit_5m+onnxruntime": _encoder_row("tiny_vit_5m", "onnxruntime", 509.1, 14.45, 1.35)}}
+    report["256"]["tiny_vit_5m+onnxruntime"]["mask_iou_vs_eager"] = {"mean": 0.99961, "min": 0.9979, "masks": 40,
+                                                                     "frames": 20, "checkpoint": "student.pt"}
     results, readme = tmp_path / "bench.json", tmp_path / "README.md"
     results.write_text(json.dumps(report))
     readme.write_text("a\n<!-- bench_encoders:begin -->\nold\n<!-- bench_encoders:end -->\nb\n")
@@ -221,6 +223,7 @@ def test_a_bench_encoders_block_gives_each_runtime_beside_vit_b_and_eager_and_th
         ["256", "tiny_vit_5m (eager)", "51.9", "6.1x", "-", "-"],
         ["256", "tiny_vit_5m (onnxruntime)", "30.0", "10.6x", "1.73x", "9.5e-06"]]
     assert rows[0][-1] == "yes" and rows[1][-1] == "no"  # a busy-CPU row is flagged
+    assert rows[4][6] == "0.9996 (min 0.9979, 40 masks, trained weights)" and rows[1][6] == "-"
     assert "1024 px 14.4x (misses >= 15x); 256 px 10.6x (meets >= 10x)" in text and "old" not in text
 
 

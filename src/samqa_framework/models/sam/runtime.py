@@ -12,7 +12,8 @@ dynamic quantisation: weights int8 per tensor, activations quantised per call), 
 ``MatMul`` is quantised: the fused convolutions' weights are computed in the traced graph, not stored as the
 initializers ONNX Runtime's conv quantiser needs, and the linear layers of TinyViT's attention stages are most of its
 time at the study's sizes. The price is measured, not assumed: on the study's fine-tuned student (320 px, synthetic
-rats, GT boxes) the masks kept IoU 0.9996 with eager's (min 0.998); ``scripts/bench_annotate.py`` compares the labels.
+rats, GT boxes) the masks kept IoU 0.9995 with eager's (min 0.997; ``scripts/bench_encoders.py --iou-checkpoint``);
+``scripts/bench_annotate.py`` compares the labels.
 """
 
 from __future__ import annotations
