@@ -27,15 +27,19 @@ def _save(fig: plt.Figure, out_path: str | os.PathLike[str]) -> Path:
 
 def bar_chart(rows: Mapping[str, Mapping[str, float]], out_path: str | os.PathLike[str],
               metrics: Sequence[str] = ("IDF1", "HOTA"), title: str = "") -> Path:
-    """Grouped bars: one group per row (method, setting), one bar per metric, values printed on the bars."""
+    """Grouped bars: one group per row (method, setting), one bar per metric, values printed on the bars. A row's
+    ``<metric>_sd`` (a mean over detector seeds) is drawn as an error bar of one sd."""
     names = list(rows)
     x = np.arange(len(names))
     width = 0.8 / len(metrics)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(names) + 2), 3.8), dpi=120)
     for i, metric in enumerate(metrics):
         values = [rows[n].get(metric, np.nan) for n in names]
-        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, label=metric)
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        sds = [rows[n].get(f"{metric}_sd") for n in names]
+        yerr = [np.nan if sd is None else sd for sd in sds] if any(sd is not None for sd in sds) else None
+        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, label=metric, yerr=yerr, capsize=3,
+                      error_kw={"elinewidth": 1, "alpha": 0.8})
+        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
     ax.set_xticks(x, names)
     ax.set_ylim(0, 105)
     ax.set_ylabel("score (%)")

@@ -179,7 +179,9 @@ def write_results(root: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]
         (tmp / "table2.csv").write_text(buf.getvalue(), encoding="utf-8")
         if ok:
             bar_chart({f"{r['method']}\n{r['dataset']}": r for r in ok}, tmp / "idf1_hota.png",
-                      title="IDF1 / HOTA of the tracker trained on each method's labels")
+                      title="IDF1 / HOTA of the tracker trained on each method's labels"
+                            + (" (mean ± sd over detector seeds)" if any(r.get("IDF1_sd") is not None for r in ok)
+                               else ""))
             out["bars"] = root / "idf1_hota.png"
         if series or notes:
             line_chart(series, tmp / "fig3a_idf1_vs_prompt_interval.png", xlabel="prompt interval (frames)",
