@@ -24,6 +24,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,20 @@ class OrtEncoder(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
+def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then renamed onto it: never half a model file (the
+    writers here, torch.onnx and ONNX Runtime's quantiser, take a file name, not a stream: utils.io.atomic_open
+    does not fit)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def export_onnx(encoder: nn.Module, image_size: int, cache_dir: str | os.PathLike[str]) -> Path:
     """The encoder's ONNX file in ``cache_dir``, exported once per weights / size / versions (atomic write)."""
     import onnxruntime as ort
@@ -78,18 +93,15 @@ def export_onnx(encoder: nn.Module, image_size: int, cache_dir: str | os.PathLik
         log.info("ONNX encoder from cache: %s", path)
         return path
     cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
+
+    def export(tmp: str) -> None:
         # Traced at one fixed size: TinyViT's shape checks become constants, which is what we want here.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(encoder.eval(), (torch.zeros(1, 3, image_size, image_size),), tmp,
                               input_names=["image"], output_names=["embedding"], opset_version=17, dynamo=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    _write_atomically(path, export)
     log.info("ONNX encoder exported: %s", path)
     return path
 
@@ -102,14 +114,8 @@ def quantize_onnx(path: Path) -> Path:
     if out.is_file():
         log.info("int8 ONNX encoder from cache: %s", out)
         return out
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        quantize_dynamic(str(path), tmp, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _write_atomically(out, lambda tmp: quantize_dynamic(str(path), tmp, op_types_to_quantize=["MatMul"],
+                                                        weight_type=QuantType.QInt8))
     log.info("int8 ONNX encoder written: %s", out)
     return out
 
