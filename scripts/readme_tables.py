@@ -1,12 +1,17 @@
 """Write a study's tables into README.md from its results.json: no hand-copied number.
 
     python scripts/readme_tables.py --results outputs/study/multirun/<run>/results.json --block table2
+    python scripts/readme_tables.py --results <experiment=quick_all run>/results.json --block table2_quick_all
     python scripts/readme_tables.py --results <qa_ablation run>/results.json --block ablation
     python scripts/readme_tables.py --results <qa_pareto sweep>/pareto.json --block qa_pareto_rats
     python scripts/readme_tables.py --results <folder of samqa-annotate runs> --block qa_check
     python scripts/readme_tables.py --results docs/bench_review.json --block bench_review
     python scripts/readme_tables.py --results docs/bench_annotate.json --block bench_annotate
     python scripts/readme_tables.py --results <experiment=sleap_clip_samqa run>/results.json --block worked_example
+
+A ``table2`` block (or ``table2_<name>``, e.g. the quick_all run's) is Table 2 and the tracker variants; where the
+run's ``runs.json`` lies beside ``results.json``, the minutes its stages took from an empty cache (each stage once,
+with the time of the run that made it) come with them, and both files are in the digest.
 
 A ``qa_check`` block is one line per ``samqa-annotate`` run folder under ``--results`` (sorted by name): the QA
 settings it ran with (its ``.hydra/config.yaml``) and its ``label_quality.json`` figures.
@@ -233,6 +238,20 @@ STAGE_NAMES = {"train_models": "SAM student", "annotate": "annotation", "export"
                "detect": "detection", "track": "tracking + TrackEval"}
 
 
+def stage_minutes(runs: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
+    """The whole run's minutes from an empty cache and a sentence splitting them by kind of stage (``runs``: the
+    run's ``runs.json``)."""
+    times = _stage_seconds(runs)
+    order = {k: n for n, k in enumerate(STAGE_NAMES)}  # the pipeline's order, whichever job ran a stage first
+    split = ", ".join(f"{STAGE_NAMES.get(k, k)} {v / 60:.1f}" for k, v in sorted(
+        times.items(), key=lambda kv: order.get(kv[0], len(order))) if v >= 0.05 * 60)
+    reused = sum(st.get("cached", False) for r in runs for st in (r.get("stages") or {}).values())
+    note = (f"; {reused} stage(s) of this run came from the cache, each counted with the time of the run that made it"
+            if reused else "")
+    total = sum(times.values()) / 60
+    return total, f"Minutes per stage (summed over the jobs, each stage once{note}): {split}"
+
+
 def _stage_seconds(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Wall seconds per kind of stage, each stage (its cache key) once, with the time of the run that made it: what
     the whole run costs from an empty cache, whether or not this run read some stages from the cache."""
@@ -286,32 +305,30 @@ def worked_example_block(rows: Sequence[Mapping[str, Any]], runs: Sequence[Mappi
     if not timed:
         over = f" (mean ± sd over detector seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
         return f"{markdown(header, lines)}\n\nTargets{over}: {'; '.join(verdicts)}.{variants}"
-    times = _stage_seconds(runs)
-    total = sum(times.values()) / 60
+    total, minutes = stage_minutes(runs)
     verdicts.append(f"the stages took {total:.1f} min in all ({'meets' if total <= targets['minutes'] else 'misses'} "
                     f"{targets['minutes']:g} min)")
-    order = {k: n for n, k in enumerate(STAGE_NAMES)}  # the pipeline's order, whichever job ran a stage first
-    split = ", ".join(f"{STAGE_NAMES.get(k, k)} {v / 60:.1f}" for k, v in sorted(
-        times.items(), key=lambda kv: order.get(kv[0], len(order))) if v >= 0.05 * 60)
-    reused = sum(st.get("cached", False) for r in runs for st in (r.get("stages") or {}).values())
     student = ((samqa or {}).get("models") or {}).get("sam_finetune") or {}
     fit = f" The student's box fit on every 50th evaluation frame (val/iou): {student['val/iou']:.3f}." if (
         student.get("val/iou") is not None) else ""
-    note = (f"; {reused} stage(s) of this run came from the cache, each counted with the time of the run that made it"
-            if reused else "")
-    return (f"{markdown(header, lines)}\n\nTargets: {'; '.join(verdicts)}. Minutes per stage (summed over the jobs, "
-            f"each stage once{note}): {split}.{fit}{variants}")
+    return f"{markdown(header, lines)}\n\nTargets: {'; '.join(verdicts)}. {minutes}.{fit}{variants}"
 
 
-def render(block: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    if block == "table2":
+def render(block: str, rows: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """``table2`` or ``table2_<name>`` (Table 2 and the tracker variants; with ``runs``, the run's minutes from an
+    empty cache) or ``ablation``."""
+    if block == "table2" or block.startswith("table2_"):
         header, lines = table2(rows)
         v_header, v_lines = variants_table(rows)
-        return (f"IDF1 / HOTA: {headline_variant(rows)}.\n\n{markdown(header, lines)}\n\n"
+        timed = ""
+        if runs is not None:
+            total, minutes = stage_minutes(runs)
+            timed = f"\n\nThe run's stages took {total:.1f} min from an empty cache. {minutes}."
+        return (f"IDF1 / HOTA: {headline_variant(rows)}.\n\n{markdown(header, lines)}{timed}\n\n"
                 f"Tracker variants (same detections):\n\n{markdown(v_header, v_lines)}")
     if block == "ablation":
         return ablation_table(rows)
-    raise SystemExit(f"unknown block {block!r} (table2 | ablation)")
+    raise SystemExit(f"unknown block {block!r} (table2 | table2_<name> | ablation)")
 
 
 def replace_block(text: str, block: str, body: str, readme: Path) -> str:
@@ -326,7 +343,8 @@ def main() -> None:
     parser.add_argument("--results", required=True, type=Path,
                         help="a study's results.json, a sweep's pareto.json or (qa_check) a folder of annotate runs")
     parser.add_argument("--block", required=True,
-                        help="table2 | ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
+                        help="table2, table2_<name> (a results.json; runs.json beside it adds the minutes) | "
+                             "ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
                              "bench_review (bench_review.py's --out) | bench_annotate (bench_annotate.py's --out) | "
                              "bench_encoders (bench_encoders.py's --out) | worked_example, worked_example_seeds (a "
                              "results.json, runs.json beside it; _seeds: without stage minutes)")
@@ -349,7 +367,12 @@ def main() -> None:
         elif args.block.startswith("qa_pareto_"):
             rendered = pareto_block(args.block, json.loads(data), args.results.parent, args.readme)
         else:
-            rendered = render(args.block, json.loads(data))
+            runs_file = args.results.parent / "runs.json"
+            runs = None
+            if args.block.startswith("table2") and runs_file.is_file():  # the run's minutes beside its table
+                runs = runs_file.read_bytes()
+                data += runs
+            rendered = render(args.block, json.loads(args.results.read_bytes()), json.loads(runs) if runs else None)
     digest = hashlib.sha256(data).hexdigest()[:12]
     body = (f"{rendered}\n\n<sub>Generated by `scripts/readme_tables.py --block {args.block}` from "
             f"`{args.results.name}` (sha256 {digest}) of `{args.results.parent.name}`.</sub>")

@@ -40,6 +40,23 @@ def test_a_block_is_replaced_by_the_tables_of_a_results_file(tmp_path: Path, blo
         assert "IDF1 / HOTA: tracker variant `paper` (the paper's ByteTrack)." in text  # which columns these are
 
 
+def test_a_named_table2_block_adds_the_runs_minutes_from_runs_json_beside_it(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([_row("Manual", "synthetic_mice", 90.0, 0.5)]))
+    stage = {"wall_s": 600.0, "cached": False}
+    (tmp_path / "runs.json").write_text(json.dumps([
+        {"method": "Manual", "stages": {"detector[seed=0]": {**stage, "key": "a"}, "annotate": {**stage, "key": "b"}}},
+        # the same detector read from the cache by a second job: counted once
+        {"method": "Manual", "stages": {"detector[seed=0]": {**stage, "key": "a", "cached": True}}}]))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- table2_quick_all:begin -->\n<!-- table2_quick_all:end -->\n")
+    run = _run("--results", str(results), "--block", "table2_quick_all", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert "90.0 ± 0.5" in text and "took 20.0 min from an empty cache" in text
+    assert "annotation 10.0, YOLOv8n 10.0" in text and "1 stage(s) of this run came from the cache" in text
+
+
 def test_missing_markers_are_an_error_naming_the_file(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     results.write_text(json.dumps([_row("Manual", "rats", 80.0)]))
