@@ -252,6 +252,13 @@ def stage_minutes(runs: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
     return total, f"Minutes per stage (summed over the jobs, each stage once{note}): {split}"
 
 
+def machine_note(runs: Sequence[Mapping[str, Any]]) -> str:
+    """" On <cpu> (<instruction set>, <n> torch threads)." from the run's ``runs.json`` (rows before it recorded the
+    machine: nothing). The same config repeats its table on one kind of CPU, not across kinds."""
+    kinds = {(m["cpu"], m["cpu_capability"], m["torch_threads"]) for r in runs if (m := r.get("machine"))}
+    return "".join(f" On {cpu} ({isa}, {threads} torch threads)." for cpu, isa, threads in sorted(kinds))
+
+
 def _stage_seconds(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Wall seconds per kind of stage, each stage (its cache key) once, with the time of the run that made it: what
     the whole run costs from an empty cache, whether or not this run read some stages from the cache."""
@@ -323,7 +330,7 @@ def render(block: str, rows: Sequence[Mapping[str, Any]], runs: Sequence[Mapping
         timed = ""
         if runs is not None:
             total, minutes = stage_minutes(runs)
-            timed = f"\n\nThe run's stages took {total:.1f} min from an empty cache. {minutes}."
+            timed = f"\n\nThe run's stages took {total:.1f} min from an empty cache. {minutes}.{machine_note(runs)}"
         return (f"IDF1 / HOTA: {headline_variant(rows)}.\n\n{markdown(header, lines)}{timed}\n\n"
                 f"Tracker variants (same detections):\n\n{markdown(v_header, v_lines)}")
     if block == "ablation":

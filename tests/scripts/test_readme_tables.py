@@ -45,7 +45,8 @@ def test_a_named_table2_block_adds_the_runs_minutes_from_runs_json_beside_it(tmp
     results.write_text(json.dumps([_row("Manual", "synthetic_mice", 90.0, 0.5)]))
     stage = {"wall_s": 600.0, "cached": False}
     (tmp_path / "runs.json").write_text(json.dumps([
-        {"method": "Manual", "stages": {"detector[seed=0]": {**stage, "key": "a"}, "annotate": {**stage, "key": "b"}}},
+        {"method": "Manual", "stages": {"detector[seed=0]": {**stage, "key": "a"}, "annotate": {**stage, "key": "b"}},
+         "machine": {"cpu": "Test CPU", "cpu_capability": "AVX2", "cpus": 2, "torch_threads": 2, "torch": "2"}},
         # the same detector read from the cache by a second job: counted once
         {"method": "Manual", "stages": {"detector[seed=0]": {**stage, "key": "a", "cached": True}}}]))
     readme = tmp_path / "README.md"
@@ -55,6 +56,7 @@ def test_a_named_table2_block_adds_the_runs_minutes_from_runs_json_beside_it(tmp
     text = readme.read_text()
     assert "90.0 ± 0.5" in text and "took 20.0 min from an empty cache" in text
     assert "annotation 10.0, YOLOv8n 10.0" in text and "1 stage(s) of this run came from the cache" in text
+    assert "On Test CPU (AVX2, 2 torch threads)." in text
 
 
 def test_missing_markers_are_an_error_naming_the_file(tmp_path: Path) -> None:

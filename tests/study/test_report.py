@@ -3,10 +3,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from samqa_framework.study.report import (
     RESULT_KEYS,
     collect_rows,
     headline_variant,
+    machine,
     stage_times,
     table2,
     variants_table,
@@ -23,7 +26,7 @@ def _row(method: str, dataset: str, status: str = "ok", idf1: float | None = 80.
             "zero_shot": "-", "post_processing": "-", "prompt_interval": interval,
             "variants": {"paper": {"IDF1": idf1, "HOTA": 60.0}, "max_ids": {"IDF1": 90.0, "HOTA": 61.0}}
             if status == "ok" else {},
-            "job_dir": f"/runs/{method}", "wall_s": 15.5,
+            "job_dir": f"/runs/{method}", "wall_s": 15.5, "machine": {"cpu": "Test CPU", "cpu_capability": "AVX2"},
             "stages": {"annotate": {"key": "k1", "wall_s": 10.0, "cached": False, "dir": "/c/annotate/k1"},
                        "detector": {"key": "k2", "wall_s": 5.0, "cached": True, "dir": "/c/detector/k2"}}}
 
@@ -52,10 +55,17 @@ def test_rows_are_collected_in_job_order_and_written_as_table2(tmp_path: Path) -
     assert not any(k in r for r in results for k in ("job_dir", "wall_s", "stages"))
     runs = json.loads(files["runs"].read_text())
     assert runs[0]["job_dir"] == "/runs/SAM-QA" and runs[0]["stages"]["detector"]["cached"] is True
+    assert runs[0]["machine"]["cpu"] == "Test CPU" and not any("machine" in r for r in results)
     assert files["fig3a"].stat().st_size > 0 and files["bars"].stat().st_size > 0
     assert "max_ids IDF1" in (tmp_path / "table2.md").read_text()
     assert (tmp_path / "table2.csv").read_text().splitlines()[0].startswith("method,zero-shot")
     assert stage_times(got) == {"annotate": 50.0, "detector": 0.0}
+
+
+def test_a_row_names_the_cpu_it_ran_on() -> None:
+    m = machine()
+    assert m["cpu"] and m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert m["torch_threads"] == torch.get_num_threads() >= 1
 
 
 def test_table2_names_the_tracker_variant_of_its_columns(tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ import csv
 import io
 import json
 import os
+import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 from tabulate import tabulate
 
@@ -26,7 +28,21 @@ ROW_FILE = "row.json"
 RESULT_KEYS = ("method", "dataset", "IDF1", "HOTA", "interventions_per_100_frames", "status", "reason")
 # What differs between two runs of one config (folders, times, whether a stage came from the cache): kept out of
 # results.json, so the same config gives the same file byte for byte, and written to runs.json instead.
-RUN_KEYS = ("job_dir", "wall_s", "stages", "detector_curves")
+RUN_KEYS = ("job_dir", "wall_s", "stages", "detector_curves", "machine")
+
+
+def machine() -> dict[str, Any]:
+    """The CPU a job ran on, as far as it decides the numbers: the same config gives the same results on one kind of
+    machine, but training on another CPU takes other float kernels (oneDNN / ATen pick them by instruction set) and
+    a detector's scores move within their seeds' spread (two make study runs, README)."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def base_row(cfg: DictConfig, method: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,7 +50,7 @@ def base_row(cfg: DictConfig, method: Mapping[str, Any]) -> dict[str, Any]:
             "dataset": str(cfg.data.name), "IDF1": None, "HOTA": None, "interventions_per_100_frames": None,
             "status": "failed", "reason": "", "zero_shot": method.get("zero_shot", "-"),
             "post_processing": method.get("post_processing", "-"), "prompt_interval": method.get("prompt_interval"),
-            "job_dir": str(cfg.paths.output_dir)}
+            "job_dir": str(cfg.paths.output_dir), "machine": machine()}
 
 
 def write_row(out_dir: str | os.PathLike[str], row: Mapping[str, Any]) -> Path:
