@@ -12,7 +12,9 @@ its own, on the same data, model and oracle prompts):
   (``annotator.predictor.ahead_threads=1``);
 - ``read_ahead``: ``read_ahead=4 encode_ahead=false`` (decoding ahead only; today's default);
 - ``read_ahead_ort`` / ``read_ahead_int8``: ``read_ahead`` with ``annotator.predictor.runtime=onnxruntime`` /
-  ``onnxruntime_int8`` (the encoder's matrix products in int8: its labels against inline's show what that costs);
+  ``onnxruntime_int8`` (the encoder's matrix products in int8: its labels against inline's show what that costs),
+  the mask decoder in ONNX Runtime too (float32); ``read_ahead_int8_enc``: the int8 encoder with the eager decoder
+  (``annotator.predictor.runtime_decoder=false``), to split the gain between the two;
 - a ``+passive`` suffix (``inline+passive``) runs that path with ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads sleep
   instead of spinning while they wait. On a CPU shared with other jobs, torch's spinning threads can waste most of
   the process's CPU share (libgomp spins at full length while its threads fit the cores, and throttles the spin once
@@ -59,11 +61,14 @@ PATHS: dict[str, list[str]] = {
     # the encoder ahead on one thread while the loop keeps torch's count: two teams no longer outnumber the cores
     "overlap_1t": ["read_ahead=4", "encode_ahead=true", "annotator.predictor.ahead_threads=1"],
     "read_ahead": ["read_ahead=4", "encode_ahead=false"],  # frames decoded ahead, the encoder inline
-    # the default loop (read_ahead) with the encoder on ONNX Runtime, float32 or its matrix products in int8
+    # the default loop (read_ahead) with the encoder (float32 or its matrix products in int8) and the decoder on ONNX
+    # Runtime
     "read_ahead_ort": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=onnxruntime",
                        "annotator.predictor.runtime_strict=true"],
     "read_ahead_int8": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=onnxruntime_int8",
                         "annotator.predictor.runtime_strict=true"],
+    "read_ahead_int8_enc": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=onnxruntime_int8",
+                            "annotator.predictor.runtime_strict=true", "annotator.predictor.runtime_decoder=false"],
 }
 PASSIVE = "+passive"
 BASELINE = "inline"

@@ -149,8 +149,10 @@ ANNOTATE_PATHS = {"inline": "inline (`read_ahead=0 encode_ahead=false`: today's 
                   "overlap_ort": "overlap + `annotator.predictor.runtime=onnxruntime`",
                   "overlap_1t": "overlap, the encode-ahead worker on 1 thread (`annotator.predictor.ahead_threads=1`)",
                   "read_ahead": "`read_ahead=4 encode_ahead=false` (decoding ahead only, the default)",
-                  "read_ahead_ort": "the default + `annotator.predictor.runtime=onnxruntime`",
-                  "read_ahead_int8": "the default + `annotator.predictor.runtime=onnxruntime_int8`"}
+                  "read_ahead_ort": "the default + `annotator.predictor.runtime=onnxruntime` (encoder and decoder)",
+                  "read_ahead_int8": "the default + `annotator.predictor.runtime=onnxruntime_int8` (decoder float32)",
+                  "read_ahead_int8_enc": "the default + `runtime=onnxruntime_int8 runtime_decoder=false` (encoder "
+                                         "only)"}
 PASSIVE = "+passive"
 
 

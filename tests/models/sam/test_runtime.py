@@ -12,7 +12,7 @@ import torch
 from samqa_framework.models.sam.builder import build_sam
 from samqa_framework.models.sam.encoders import TimmEncoder
 from samqa_framework.models.sam.predictor import SamMaskPredictor
-from samqa_framework.models.sam.runtime import apply_runtime, export_onnx, quantize_onnx
+from samqa_framework.models.sam.runtime import apply_decoder_runtime, apply_runtime, export_onnx, quantize_onnx
 
 SIZE = 64
 BOXES = np.array([[4.0, 6.0, 40.0, 44.0], [20.0, 10.0, 60.0, 58.0]])
@@ -39,6 +39,7 @@ def test_onnxruntime_matches_eager(tmp_path) -> None:
     eager = SamMaskPredictor(_sam())
     fast = SamMaskPredictor(_sam(), runtime="onnxruntime", runtime_threads=1, runtime_cache_dir=str(tmp_path))
     assert type(fast.sam.image_encoder).__name__ == "OrtEncoder"
+    assert type(fast.sam.mask_decoder).__name__ == "OrtMaskDecoder"
     x = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad():
         diff = (eager.sam.image_encoder(x) - fast.sam.image_encoder(x)).abs().max().item()
@@ -77,6 +78,30 @@ def test_onnxruntime_int8_close_to_eager_and_quantised(tmp_path) -> None:
     mtime = path.stat().st_mtime_ns
     assert quantize_onnx(path.with_name(path.name.replace(".int8", ""))) == path
     assert path.stat().st_mtime_ns == mtime and not list(tmp_path.glob("*.tmp"))
+
+
+def test_mask_decoder_in_onnxruntime_matches_eager_for_any_number_of_prompts_and_tokens(tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'fast' extra)")
+    pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
+    sam = _sam().eval()
+    side = sam.prompt_encoder.image_embedding_size[0]
+    fast = apply_decoder_runtime(sam.mask_decoder, side, False, "onnxruntime", 1, tmp_path)
+    assert type(fast).__name__ == "OrtMaskDecoder" and fast.eager is sam.mask_decoder
+    torch.manual_seed(1)
+    image, pe = torch.randn(1, 256, side, side), sam.prompt_encoder.get_dense_pe()
+    for prompts, tokens in [(1, 2), (3, 2), (2, 5)]:  # boxes are 2 tokens, points and a box more
+        sparse, dense = torch.randn(prompts, tokens, 256), torch.randn(prompts, 256, side, side)
+        with torch.no_grad():
+            want = sam.mask_decoder(image, pe, sparse, dense, multimask_output=False)
+            got = fast(image, pe, sparse, dense, multimask_output=False)
+        for a, b in zip(want, got, strict=True):
+            assert a.shape == b.shape and (a - b).abs().max().item() < EMBED_TOL
+    with torch.no_grad():  # the other multimask_output than the export's: the eager decoder answers
+        multi = fast(image, pe, sparse, dense, multimask_output=True)
+    assert multi[0].shape[1] == sam.mask_decoder.num_multimask_outputs
+    eager_decoder = SamMaskPredictor(_sam(), runtime="onnxruntime", runtime_decoder=False,
+                                     runtime_cache_dir=str(tmp_path))
+    assert type(eager_decoder.sam.mask_decoder).__name__ == "MaskDecoder"
 
 
 def test_onnx_cache_reused_and_reexported_when_weights_change(tmp_path) -> None:

@@ -12,7 +12,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 
 from samqa_framework.models.mask_predictor import MaskPredictorBase
-from samqa_framework.models.sam.runtime import apply_runtime
+from samqa_framework.models.sam.runtime import apply_decoder_runtime, apply_runtime
 
 
 class SamMaskPredictor(MaskPredictorBase):
@@ -23,19 +23,24 @@ class SamMaskPredictor(MaskPredictorBase):
     no longer be trained. ``embedding_cache_mb``, ``ahead_threads``: see :class:`MaskPredictorBase`. ``runtime``
     (``eager`` | ``onnxruntime`` | ``onnxruntime_int8``), ``runtime_threads``, ``runtime_cache_dir``,
     ``runtime_strict``: where the image encoder runs (:func:`samqa_framework.models.sam.runtime.apply_runtime`; CPU
-    only, so ignored on another device).
+    only, so ignored on another device); with ``runtime_decoder`` the mask decoder runs there too, in float32
+    (:func:`~samqa_framework.models.sam.runtime.apply_decoder_runtime`).
     """
 
     def __init__(self, sam: Sam, device: str = "cpu", multimask: bool = False, fuse: bool = True,
                  embedding_cache_mb: float = 0, runtime: str = "eager", runtime_threads: int | None = None,
                  runtime_cache_dir: str = "outputs/cache/onnx", runtime_strict: bool = False,
-                 ahead_threads: int | None = None) -> None:
+                 ahead_threads: int | None = None, runtime_decoder: bool = True) -> None:
         super().__init__(multimask, embedding_cache_mb, ahead_threads)
         if fuse and hasattr(sam.image_encoder, "fuse_for_inference"):
             sam.image_encoder.fuse_for_inference()
         if torch.device(device).type == "cpu":
             sam.image_encoder = apply_runtime(sam.image_encoder.eval(), sam.image_encoder.img_size, runtime,
                                               runtime_threads, runtime_cache_dir, runtime_strict)
+            if runtime_decoder:
+                sam.mask_decoder = apply_decoder_runtime(
+                    sam.mask_decoder.eval(), sam.prompt_encoder.image_embedding_size[0], multimask, runtime,
+                    runtime_threads, runtime_cache_dir, runtime_strict)
         self.sam = sam.to(device).eval()
         self.device = torch.device(device)
         self._predictor = SamPredictor(self.sam)

@@ -14,6 +14,12 @@ initializers ONNX Runtime's conv quantiser needs, and the linear layers of TinyV
 time at the study's sizes. The price is measured, not assumed: on the study's fine-tuned student (320 px, synthetic
 rats, GT boxes) the masks kept IoU 0.9995 with eager's (min 0.997; ``scripts/bench_encoders.py --iou-checkpoint``);
 ``scripts/bench_annotate.py`` compares the labels.
+
+With ``decoder=True`` (``SamMaskPredictor(runtime_decoder=...)``) SAM's mask decoder runs in ONNX Runtime too, in
+float32 under either runtime (exported the same way, with the number of prompts and of prompt tokens as dynamic
+axes). SAM-QA calls it about twice per frame on a handful of boxes: eager PyTorch spends most of each call in op
+dispatch over small tensors (cProfile, 300 quick rats frames: 9.3 s of the loop's 38.8 s), which a fused graph
+saves. Quantising it was not tried: it is 4 M parameters, and its masks are what the checks judge.
 """
 
 from __future__ import annotations
@@ -47,21 +53,26 @@ def weights_hash(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def _session(path: Path, threads: int) -> object:
+    """An ONNX Runtime CPU session on ``threads`` threads that sleep between runs."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    # ONNX Runtime's pool spins after each run by default; in SAM-QA's loop torch runs the mask decoder right after
+    # the encoder, and the spinning threads took its cores: the decoder ran 2x slower (cProfile, 300 quick rats
+    # frames: 18.2 s vs 9.3 s), eating most of int8's encoder gain.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class OrtEncoder(nn.Module):
     """An image encoder run by an ONNX Runtime CPU session: the same call and output as the eager one."""
 
     def __init__(self, path: Path, threads: int, img_size: int) -> None:
         super().__init__()
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # ONNX Runtime's pool spins after each run by default; in SAM-QA's loop torch runs the mask decoder right
-        # after the encoder, and the spinning threads took its cores: the decoder ran 2x slower (cProfile, 300 quick
-        # rats frames: 18.2 s vs 9.3 s), eating most of int8's encoder gain.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = _session(path, threads)
         self.path = path
         self.img_size = img_size  # read by Sam.preprocess
         self._dummy = nn.Parameter(torch.zeros(0), requires_grad=False)  # .to() / .device for SamPredictor
@@ -69,6 +80,74 @@ class OrtEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"image": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})[0]
         return torch.from_numpy(out).to(x.device)
+
+
+_DECODER_INPUTS = ("image_embeddings", "image_pe", "sparse_prompt_embeddings", "dense_prompt_embeddings")
+
+
+class _DecoderCall(nn.Module):
+    """The mask decoder with ``multimask_output`` fixed: what is exported (a graph has no bool argument)."""
+
+    def __init__(self, decoder: nn.Module, multimask: bool) -> None:
+        super().__init__()
+        self.decoder, self.multimask = decoder, multimask
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decoder(*inputs, multimask_output=self.multimask)
+
+
+class OrtMaskDecoder(nn.Module):
+    """SAM's mask decoder run by an ONNX Runtime CPU session: segment-anything's call and outputs. The export holds
+    one ``multimask_output``; a call with the other runs the eager decoder it keeps."""
+
+    def __init__(self, path: Path, threads: int, eager: nn.Module, multimask: bool) -> None:
+        super().__init__()
+        self.session = _session(path, threads)
+        self.path, self.multimask = path, multimask
+        self.eager = eager
+
+    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
+                dense_prompt_embeddings: torch.Tensor, multimask_output: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = (image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
+        if multimask_output != self.multimask:
+            return self.eager(*inputs, multimask_output=multimask_output)
+        feed = {n: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+                for n, t in zip(_DECODER_INPUTS, inputs, strict=True)}
+        masks, iou = self.session.run(None, feed)
+        device = image_embeddings.device
+        return torch.from_numpy(masks).to(device), torch.from_numpy(iou).to(device)
+
+
+def export_decoder_onnx(decoder: nn.Module, embedding_size: int, multimask: bool,
+                        cache_dir: str | os.PathLike[str]) -> Path:
+    """The mask decoder's ONNX file in ``cache_dir`` for image embeddings of ``embedding_size`` squared, exported
+    once per weights / size / ``multimask`` / versions (atomic write); prompts and their tokens are dynamic axes."""
+    import onnxruntime as ort
+
+    key = hashlib.sha256(f"{weights_hash(decoder)}|{embedding_size}|{multimask}|torch {torch.__version__}"
+                         f"|ort {ort.__version__}".encode()).hexdigest()[:24]
+    cache = Path(cache_dir)
+    path = cache / f"mask_decoder-{embedding_size}-{key}.onnx"
+    if path.is_file():
+        log.info("ONNX mask decoder from cache: %s", path)
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    dim = decoder.transformer_dim
+    example = (torch.zeros(1, dim, embedding_size, embedding_size), torch.zeros(1, dim, embedding_size, embedding_size),
+               torch.zeros(2, 2, dim), torch.zeros(2, dim, embedding_size, embedding_size))
+
+    def export(tmp: str) -> None:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(_DecoderCall(decoder, multimask).eval(), example, tmp, input_names=list(_DECODER_INPUTS),
+                              output_names=["masks", "iou_predictions"], opset_version=17, dynamo=False,
+                              dynamic_axes={"sparse_prompt_embeddings": {0: "prompts", 1: "tokens"},
+                                            "dense_prompt_embeddings": {0: "prompts"},
+                                            "masks": {0: "prompts"}, "iou_predictions": {0: "prompts"}})
+
+    _write_atomically(path, export)
+    log.info("ONNX mask decoder exported: %s", path)
+    return path
 
 
 def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
@@ -128,18 +207,36 @@ def _missing(runtime: str) -> list[str]:
     return [p for p in _PACKAGES.get(runtime, ()) if importlib.util.find_spec(p) is None]
 
 
-def apply_runtime(encoder: nn.Module, image_size: int, runtime: str = "eager", threads: int | None = None,
-                  cache_dir: str | os.PathLike[str] = "outputs/cache/onnx", strict: bool = False) -> nn.Module:
-    """``encoder`` itself for ``eager``, else a module running it with ``runtime`` (see the module docstring)."""
+def _available(runtime: str, strict: bool, part: str) -> bool:
+    """Whether ``runtime`` can run here (``eager`` always); a missing package warns or, with ``strict``, fails."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime={runtime!r}: not one of {', '.join(RUNTIMES)}")
     if runtime == "eager":
-        return encoder
+        return False
     if missing := _missing(runtime):
         msg = (f"runtime={runtime} needs the package(s) {', '.join(missing)} (pip install 'samqa-framework[fast]')")
         if strict:
             raise RuntimeError(msg)
-        log.warning("%s; running the encoder in eager PyTorch instead", msg)
+        log.warning("%s; running the %s in eager PyTorch instead", msg, part)
+        return False
+    return True
+
+
+def apply_decoder_runtime(decoder: nn.Module, embedding_size: int, multimask: bool, runtime: str = "eager",
+                          threads: int | None = None, cache_dir: str | os.PathLike[str] = "outputs/cache/onnx",
+                          strict: bool = False) -> nn.Module:
+    """``decoder`` itself for ``eager``, else SAM's mask decoder in ONNX Runtime, float32 (see the module
+    docstring)."""
+    if not _available(runtime, strict, "mask decoder"):
+        return decoder
+    path = export_decoder_onnx(decoder.eval(), embedding_size, multimask, cache_dir)
+    return OrtMaskDecoder(path, threads or torch.get_num_threads(), decoder, multimask)
+
+
+def apply_runtime(encoder: nn.Module, image_size: int, runtime: str = "eager", threads: int | None = None,
+                  cache_dir: str | os.PathLike[str] = "outputs/cache/onnx", strict: bool = False) -> nn.Module:
+    """``encoder`` itself for ``eager``, else a module running it with ``runtime`` (see the module docstring)."""
+    if not _available(runtime, strict, "encoder"):
         return encoder
     path = export_onnx(encoder, image_size, cache_dir)
     if runtime == "onnxruntime_int8":
