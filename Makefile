@@ -11,7 +11,7 @@ export WANDB_MODE ?= offline
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 
-.PHONY: venv study demo test test-slow test-all bench bench-startup lint clean
+.PHONY: venv study demo test test-slow test-all bench bench-startup lint lock clean
 
 venv: $(STAMP)
 
@@ -19,12 +19,14 @@ venv: $(STAMP)
 # multi-GB torch and its CUDA extension is optional), then the project; finally make sure exactly one cv2
 # build is present: ultralytics and trackeval pull in opencv-python, and a stray headless copy shares its
 # cv2 folder.
-$(STAMP): pyproject.toml
+# Every install takes constraints.txt's exact versions: a library released between two installs (it happens within
+# a day) would otherwise change what the same config trains.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	SAM2_BUILD_CUDA=0 SAM2_BUILD_ALLOW_ERRORS=1 $(PIP) install -q --no-build-isolation sam2
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	SAM2_BUILD_CUDA=0 SAM2_BUILD_ALLOW_ERRORS=1 $(PIP) install -q -c constraints.txt --no-build-isolation sam2
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	$(PY) scripts/fix_opencv.py
 	touch $(STAMP)
 
@@ -55,6 +57,10 @@ bench-startup: $(STAMP)
 # ruff; the import layers of .importlinter (cli -> api -> study -> stages -> data | models -> utils); deptry: the
 # package imports exactly what it declares, tests and scripts nothing undeclared (dev extra included).
 # pyproject.toml's [tool.deptry] says which dependencies are used without an import.
+# constraints.txt from the working .venv (after changing a dependency in pyproject.toml and checking the study).
+lock: $(STAMP)
+	{ sed -n '1,2p' constraints.txt; $(PIP) freeze --exclude-editable; } > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts
 	$(VENV)/bin/lint-imports

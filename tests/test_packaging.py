@@ -108,3 +108,28 @@ def test_installed_wheel_generates_and_evaluates_from_an_empty_folder(wheel: Pat
     assert _files(env_dir) == venv_before, "the run wrote into the venv"
     assert (_files(checkout_outputs) if checkout_outputs.is_dir() else set()) == outputs_before, \
         "a run wrote into the checkout"
+
+
+def test_constraints_pin_every_declared_dependency_within_its_range() -> None:
+    """make venv installs constraints.txt's exact versions: a dependency added to pyproject.toml without a pin there
+    (make lock) would float, and a release between two installs would change what the same config trains."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for n, line in enumerate((REPO / "constraints.txt").read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"constraints.txt:{n}: not an exact pin: {line!r}"
+            pins[canonicalize_name(name)] = version.strip()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    declared = [*project["dependencies"], *(r for extra in ("dev", "fast") for r in extras[extra])]
+    for text in declared:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} (pyproject.toml) has no pin in constraints.txt: run make lock"
+        assert req.specifier.contains(pins[name], prereleases=True), \
+            f"constraints.txt: {req.name}=={pins[name]} is outside pyproject.toml's {req.specifier}"

@@ -66,6 +66,7 @@ def test_a_row_names_the_cpu_it_ran_on() -> None:
     m = machine()
     assert m["cpu"] and m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert m["torch_threads"] == torch.get_num_threads() >= 1
+    assert m["versions"]["torch"] == torch.__version__.split("+")[0] and m["versions"]["ultralytics"]
 
 
 def test_table2_names_the_tracker_variant_of_its_columns(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ the detector's final metrics, each stage's cache key, folder and wall time.
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import os
@@ -31,18 +32,29 @@ RESULT_KEYS = ("method", "dataset", "IDF1", "HOTA", "interventions_per_100_frame
 RUN_KEYS = ("job_dir", "wall_s", "stages", "detector_curves", "machine")
 
 
+# The libraries whose kernels or defaults decide what trains (make venv pins them all: constraints.txt).
+VERSIONED = ("torch", "numpy", "opencv-python", "ultralytics", "timm", "lightning", "segment-anything",
+             "segmentation-models-pytorch", "onnxruntime")
+
+
 def machine() -> dict[str, Any]:
     """The CPU a job ran on, as far as it decides the numbers: the same config gives the same results on one kind of
     machine, but training on another CPU takes other float kernels (oneDNN / ATen pick them by instruction set) and
-    a detector's scores move within their seeds' spread (two make study runs, README)."""
+    a detector's scores move within their seeds' spread (two make study runs, README); so do other library versions."""
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
     except OSError:
         pass
+    versions = {}
+    for package in VERSIONED:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
     return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+            "torch_threads": torch.get_num_threads(), "versions": versions}
 
 
 def base_row(cfg: DictConfig, method: Mapping[str, Any]) -> dict[str, Any]:
