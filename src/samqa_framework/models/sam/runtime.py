@@ -122,31 +122,39 @@ def export_decoder_onnx(decoder: nn.Module, embedding_size: int, multimask: bool
                         cache_dir: str | os.PathLike[str]) -> Path:
     """The mask decoder's ONNX file in ``cache_dir`` for image embeddings of ``embedding_size`` squared, exported
     once per weights / size / ``multimask`` / versions (atomic write); prompts and their tokens are dynamic axes."""
+    dim, side = decoder.transformer_dim, embedding_size
+    example = (torch.zeros(1, dim, side, side), torch.zeros(1, dim, side, side), torch.zeros(2, 2, dim),
+               torch.zeros(2, dim, side, side))
+    return _export_cached(_DecoderCall(decoder, multimask), example, cache_dir, f"mask_decoder-{side}-multimask"
+                          f"{int(multimask)}", "mask decoder", input_names=list(_DECODER_INPUTS),
+                          output_names=["masks", "iou_predictions"],
+                          dynamic_axes={"sparse_prompt_embeddings": {0: "prompts", 1: "tokens"},
+                                        "dense_prompt_embeddings": {0: "prompts"},
+                                        "masks": {0: "prompts"}, "iou_predictions": {0: "prompts"}})
+
+
+def _export_cached(module: nn.Module, inputs: tuple[torch.Tensor, ...], cache_dir: str | os.PathLike[str], name: str,
+                   what: str, **export_args: object) -> Path:
+    """``module`` traced on ``inputs`` by ``torch.onnx`` into ``cache_dir/<name>-<key>.onnx``, the key a hash of its
+    weights, ``name``, the inputs' shapes and the torch / onnxruntime versions: exported once (atomic write)."""
     import onnxruntime as ort
 
-    key = hashlib.sha256(f"{weights_hash(decoder)}|{embedding_size}|{multimask}|torch {torch.__version__}"
-                         f"|ort {ort.__version__}".encode()).hexdigest()[:24]
-    cache = Path(cache_dir)
-    path = cache / f"mask_decoder-{embedding_size}-{key}.onnx"
+    shapes = [tuple(t.shape) for t in inputs]
+    key = hashlib.sha256(f"{weights_hash(module)}|{name}|{shapes}|torch {torch.__version__}|ort {ort.__version__}"
+                         .encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"{name}-{key}.onnx"
     if path.is_file():
-        log.info("ONNX mask decoder from cache: %s", path)
+        log.info("ONNX %s from cache: %s", what, path)
         return path
-    cache.mkdir(parents=True, exist_ok=True)
-    dim = decoder.transformer_dim
-    example = (torch.zeros(1, dim, embedding_size, embedding_size), torch.zeros(1, dim, embedding_size, embedding_size),
-               torch.zeros(2, 2, dim), torch.zeros(2, dim, embedding_size, embedding_size))
+    path.parent.mkdir(parents=True, exist_ok=True)
 
     def export(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(_DecoderCall(decoder, multimask).eval(), example, tmp, input_names=list(_DECODER_INPUTS),
-                              output_names=["masks", "iou_predictions"], opset_version=17, dynamo=False,
-                              dynamic_axes={"sparse_prompt_embeddings": {0: "prompts", 1: "tokens"},
-                                            "dense_prompt_embeddings": {0: "prompts"},
-                                            "masks": {0: "prompts"}, "iou_predictions": {0: "prompts"}})
+            torch.onnx.export(module.eval(), inputs, tmp, opset_version=17, dynamo=False, **export_args)
 
     _write_atomically(path, export)
-    log.info("ONNX mask decoder exported: %s", path)
+    log.info("ONNX %s exported: %s", what, path)
     return path
 
 
@@ -165,28 +173,10 @@ def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
 
 
 def export_onnx(encoder: nn.Module, image_size: int, cache_dir: str | os.PathLike[str]) -> Path:
-    """The encoder's ONNX file in ``cache_dir``, exported once per weights / size / versions (atomic write)."""
-    import onnxruntime as ort
-
-    key = hashlib.sha256(f"{weights_hash(encoder)}|{image_size}|torch {torch.__version__}|ort {ort.__version__}"
-                         .encode()).hexdigest()[:24]
-    cache = Path(cache_dir)
-    path = cache / f"encoder-{image_size}-{key}.onnx"
-    if path.is_file():
-        log.info("ONNX encoder from cache: %s", path)
-        return path
-    cache.mkdir(parents=True, exist_ok=True)
-
-    def export(tmp: str) -> None:
-        # Traced at one fixed size: TinyViT's shape checks become constants, which is what we want here.
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(encoder.eval(), (torch.zeros(1, 3, image_size, image_size),), tmp,
-                              input_names=["image"], output_names=["embedding"], opset_version=17, dynamo=False)
-
-    _write_atomically(path, export)
-    log.info("ONNX encoder exported: %s", path)
-    return path
+    """The encoder's ONNX file in ``cache_dir``, exported once per weights / size / versions (atomic write). Traced
+    at one fixed size: TinyViT's shape checks become constants, which is what we want here."""
+    return _export_cached(encoder, (torch.zeros(1, 3, image_size, image_size),), cache_dir, f"encoder-{image_size}",
+                          "encoder", input_names=["image"], output_names=["embedding"])
 
 
 def quantize_onnx(path: Path) -> Path:
