@@ -15,6 +15,8 @@ its own, on the same data, model and oracle prompts):
   ``onnxruntime_int8`` (the encoder's matrix products in int8: its labels against inline's show what that costs),
   the mask decoder in ONNX Runtime too (float32); ``read_ahead_int8_enc``: the int8 encoder with the eager decoder
   (``annotator.predictor.runtime_decoder=false``), to split the gain between the two;
+- ``read_ahead_ov`` / ``read_ahead_ov_bf16``: the same with ``runtime=openvino`` / ``openvino_bf16`` (OpenVINO; the
+  encoder at float32 / bfloat16, the decoder at float32); ``read_ahead_ov_bf16_enc``: its encoder, the eager decoder;
 - a ``+passive`` suffix (``inline+passive``) runs that path with ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads sleep
   instead of spinning while they wait. On a CPU shared with other jobs, torch's spinning threads can waste most of
   the process's CPU share (libgomp spins at full length while its threads fit the cores, and throttles the spin once
@@ -69,6 +71,13 @@ PATHS: dict[str, list[str]] = {
                         "annotator.predictor.runtime_strict=true"],
     "read_ahead_int8_enc": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=onnxruntime_int8",
                             "annotator.predictor.runtime_strict=true", "annotator.predictor.runtime_decoder=false"],
+    # OpenVINO: the encoder at float32 / bfloat16 (AMX where the CPU has it), the decoder at float32
+    "read_ahead_ov": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=openvino",
+                      "annotator.predictor.runtime_strict=true"],
+    "read_ahead_ov_bf16": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=openvino_bf16",
+                           "annotator.predictor.runtime_strict=true"],
+    "read_ahead_ov_bf16_enc": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=openvino_bf16",
+                               "annotator.predictor.runtime_strict=true", "annotator.predictor.runtime_decoder=false"],
 }
 PASSIVE = "+passive"
 BASELINE = "inline"
@@ -183,12 +192,13 @@ def rss_growth(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def report_text(rows: Sequence[Mapping[str, Any]], comparisons: Sequence[Mapping[str, Any]],
                 growth: Sequence[Mapping[str, Any]]) -> str:
-    head = (f"{'encoder':<12} {'path':<16} {'frames':>6} {'frames/s':>9} {'cpu/wall':>8} {'peak RSS MB':>11} "
+    w = max([16, *(len(r["path"]) for r in rows)])
+    head = (f"{'encoder':<12} {'path':<{w}} {'frames':>6} {'frames/s':>9} {'cpu/wall':>8} {'peak RSS MB':>11} "
             f"{'box IoU':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
         iou = "-" if r["mean_box_iou"] is None else f"{r['mean_box_iou']:.4f}"
-        lines.append(f"{r['encoder']:<12} {r['path']:<16} {r['frames']:>6} {r['fps']:>9.2f} {r['cpu_per_wall']:>8.2f} "
+        lines.append(f"{r['encoder']:<12} {r['path']:<{w}} {r['frames']:>6} {r['fps']:>9.2f} {r['cpu_per_wall']:>8.2f} "
                      f"{r['peak_rss_mb']:>11.0f} {iou:>8}")
     lines.append("")
     for c in comparisons:

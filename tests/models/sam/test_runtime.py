@@ -22,6 +22,12 @@ EMBED_TOL = 1e-3  # float32 through a different kernel library: differences of o
 # what a broken quantisation (wrong scales, a dropped node) gives.
 INT8_REL_RMS = 0.15
 INT8_MASK_IOU = 0.97
+# bfloat16 keeps 8 bits of mantissa: relative RMS error ~0.015 on random weights at 1024 px (runtime.py)
+BF16_REL_RMS = 0.05
+BF16_MASK_IOU = 0.97
+# (runtime, its package, encoder class, decoder class): each float32 runtime must match eager
+FLOAT_RUNTIMES = [("onnxruntime", "onnxruntime", "OrtEncoder", "OrtMaskDecoder"),
+                  ("openvino", "openvino", "OvEncoder", "OvMaskDecoder")]
 
 
 def _sam(seed: int = 0):
@@ -33,13 +39,14 @@ def _frame() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
 
 
-def test_onnxruntime_matches_eager(tmp_path) -> None:
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'fast' extra)")
+@pytest.mark.parametrize(("runtime", "package", "encoder", "decoder"), FLOAT_RUNTIMES)
+def test_float_runtime_matches_eager(tmp_path, runtime: str, package: str, encoder: str, decoder: str) -> None:
+    pytest.importorskip(package, reason=f"{package} not installed (the 'fast' extra)")
     pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
     eager = SamMaskPredictor(_sam())
-    fast = SamMaskPredictor(_sam(), runtime="onnxruntime", runtime_threads=1, runtime_cache_dir=str(tmp_path))
-    assert type(fast.sam.image_encoder).__name__ == "OrtEncoder"
-    assert type(fast.sam.mask_decoder).__name__ == "OrtMaskDecoder"
+    fast = SamMaskPredictor(_sam(), runtime=runtime, runtime_threads=1, runtime_cache_dir=str(tmp_path))
+    assert type(fast.sam.image_encoder).__name__ == encoder
+    assert type(fast.sam.mask_decoder).__name__ == decoder
     x = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad():
         diff = (eager.sam.image_encoder(x) - fast.sam.image_encoder(x)).abs().max().item()
@@ -80,13 +87,33 @@ def test_onnxruntime_int8_close_to_eager_and_quantised(tmp_path) -> None:
     assert path.stat().st_mtime_ns == mtime and not list(tmp_path.glob("*.tmp"))
 
 
-def test_mask_decoder_in_onnxruntime_matches_eager_for_any_number_of_prompts_and_tokens(tmp_path) -> None:
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'fast' extra)")
+def test_openvino_bf16_close_to_eager(tmp_path) -> None:
+    ov = pytest.importorskip("openvino", reason="openvino not installed (the 'fast' extra)")
+    pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
+    eager = SamMaskPredictor(_sam())
+    fast = SamMaskPredictor(_sam(), runtime="openvino_bf16", runtime_threads=1, runtime_cache_dir=str(tmp_path))
+    assert type(fast.sam.image_encoder).__name__ == "OvEncoder" and fast.sam.image_encoder.precision == "bf16"
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        a, b = eager.sam.image_encoder(x), fast.sam.image_encoder(x)
+    rel_rms = ((a - b).pow(2).mean().sqrt() / a.pow(2).mean().sqrt()).item()
+    assert rel_rms < BF16_REL_RMS
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert rel_rms > 1e-4  # bfloat16 ran (a CPU without it computes in float32)
+    m_eager, _ = eager.predict_boxes(_frame(), BOXES)
+    m_fast, _ = fast.predict_boxes(_frame(), BOXES)
+    assert min(_mask_ious(m_eager, m_fast)) >= BF16_MASK_IOU
+
+
+@pytest.mark.parametrize(("runtime", "package", "encoder", "decoder"), FLOAT_RUNTIMES)
+def test_mask_decoder_in_runtime_matches_eager_for_any_number_of_prompts_and_tokens(
+        tmp_path, runtime: str, package: str, encoder: str, decoder: str) -> None:
+    pytest.importorskip(package, reason=f"{package} not installed (the 'fast' extra)")
     pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
     sam = _sam().eval()
     side = sam.prompt_encoder.image_embedding_size[0]
-    fast = apply_decoder_runtime(sam.mask_decoder, side, False, "onnxruntime", 1, tmp_path)
-    assert type(fast).__name__ == "OrtMaskDecoder" and fast.eager is sam.mask_decoder
+    fast = apply_decoder_runtime(sam.mask_decoder, side, False, runtime, 1, tmp_path)
+    assert type(fast).__name__ == decoder and fast.eager is sam.mask_decoder
     torch.manual_seed(1)
     image, pe = torch.randn(1, 256, side, side), sam.prompt_encoder.get_dense_pe()
     for prompts, tokens in [(1, 2), (3, 2), (2, 5)]:  # boxes are 2 tokens, points and a box more
@@ -99,7 +126,7 @@ def test_mask_decoder_in_onnxruntime_matches_eager_for_any_number_of_prompts_and
     with torch.no_grad():  # the other multimask_output than the export's: the eager decoder answers
         multi = fast(image, pe, sparse, dense, multimask_output=True)
     assert multi[0].shape[1] == sam.mask_decoder.num_multimask_outputs
-    eager_decoder = SamMaskPredictor(_sam(), runtime="onnxruntime", runtime_decoder=False,
+    eager_decoder = SamMaskPredictor(_sam(), runtime=runtime, runtime_decoder=False,
                                      runtime_cache_dir=str(tmp_path))
     assert type(eager_decoder.sam.mask_decoder).__name__ == "MaskDecoder"
 
