@@ -152,7 +152,11 @@ ANNOTATE_PATHS = {"inline": "inline (`read_ahead=0 encode_ahead=false`: today's 
                   "read_ahead_ort": "the default + `annotator.predictor.runtime=onnxruntime` (encoder and decoder)",
                   "read_ahead_int8": "the default + `annotator.predictor.runtime=onnxruntime_int8` (decoder float32)",
                   "read_ahead_int8_enc": "the default + `runtime=onnxruntime_int8 runtime_decoder=false` (encoder "
-                                         "only)"}
+                                         "only)",
+                  "read_ahead_ov": "the default + `annotator.predictor.runtime=openvino` (encoder and decoder float32)",
+                  "read_ahead_ov_bf16": "the default + `annotator.predictor.runtime=openvino_bf16` (decoder float32)",
+                  "read_ahead_ov_bf16_enc": "the default + `runtime=openvino_bf16 runtime_decoder=false` (encoder "
+                                            "only)"}
 PASSIVE = "+passive"
 
 
