@@ -64,8 +64,11 @@ def weights_hash(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _session(path: Path, threads: int) -> object:
-    """An ONNX Runtime CPU session on ``threads`` threads that sleep between runs."""
+Graph = Callable[[list[np.ndarray]], list[np.ndarray]]  # a compiled ONNX graph: its inputs in order -> outputs
+
+
+def _onnxruntime_graph(path: Path, threads: int) -> Graph:
+    """``path`` in an ONNX Runtime CPU session on ``threads`` threads that sleep between runs."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -75,22 +78,44 @@ def _session(path: Path, threads: int) -> object:
     # the encoder, and the spinning threads took its cores: the decoder ran 2x slower (cProfile, 300 quick rats
     # frames: 18.2 s vs 9.3 s), eating most of int8's encoder gain.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return lambda inputs: session.run(None, dict(zip(names, inputs, strict=True)))
 
 
-class OrtEncoder(nn.Module):
-    """An image encoder run by an ONNX Runtime CPU session: the same call and output as the eager one."""
+def _openvino_graph(path: Path, threads: int, precision: str) -> Graph:
+    """``path`` compiled by OpenVINO's CPU plugin for latency on ``threads`` threads at ``precision`` (f32 | bf16)."""
+    import openvino as ov
 
-    def __init__(self, path: Path, threads: int, img_size: int) -> None:
+    core = ov.Core()
+    request = core.compile_model(core.read_model(str(path)), "CPU", {
+        "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision,
+        "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    # copies: the request reuses its output buffers on the next call
+    return lambda inputs: [np.array(out) for out in request.infer(inputs).values()]
+
+
+def _graph(runtime: str, path: Path, threads: int, precision: str = "f32") -> Graph:
+    return _openvino_graph(path, threads, precision) if runtime in _OV_PRECISION else _onnxruntime_graph(path, threads)
+
+
+def _feed(tensors: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32) for t in tensors]
+
+
+class RuntimeEncoder(nn.Module):
+    """An image encoder run by a CPU runtime (``runtime``: ONNX Runtime or OpenVINO) from its ONNX export: the same
+    call and output as the eager one."""
+
+    def __init__(self, runtime: str, path: Path, threads: int, img_size: int, precision: str = "f32") -> None:
         super().__init__()
-        self.session = _session(path, threads)
-        self.path = path
+        self.run = _graph(runtime, path, threads, precision)
+        self.runtime, self.path, self.precision = runtime, path, precision
         self.img_size = img_size  # read by Sam.preprocess
         self._dummy = nn.Parameter(torch.zeros(0), requires_grad=False)  # .to() / .device for SamPredictor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {"image": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})[0]
-        return torch.from_numpy(out).to(x.device)
+        return torch.from_numpy(self.run(_feed((x,)))[0]).to(x.device)
 
 
 _DECODER_INPUTS = ("image_embeddings", "image_pe", "sparse_prompt_embeddings", "dense_prompt_embeddings")
@@ -107,14 +132,14 @@ class _DecoderCall(nn.Module):
         return self.decoder(*inputs, multimask_output=self.multimask)
 
 
-class OrtMaskDecoder(nn.Module):
-    """SAM's mask decoder run by an ONNX Runtime CPU session: segment-anything's call and outputs. The export holds
-    one ``multimask_output``; a call with the other runs the eager decoder it keeps."""
+class RuntimeMaskDecoder(nn.Module):
+    """SAM's mask decoder run by a CPU runtime from its ONNX export, at float32: segment-anything's call and outputs.
+    The export holds one ``multimask_output``; a call with the other runs the eager decoder it keeps."""
 
-    def __init__(self, path: Path, threads: int, eager: nn.Module, multimask: bool) -> None:
+    def __init__(self, runtime: str, path: Path, threads: int, eager: nn.Module, multimask: bool) -> None:
         super().__init__()
-        self.session = _session(path, threads)
-        self.path, self.multimask = path, multimask
+        self.run = _graph(runtime, path, threads)
+        self.runtime, self.path, self.multimask = runtime, path, multimask
         self.eager = eager
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
@@ -122,55 +147,9 @@ class OrtMaskDecoder(nn.Module):
         inputs = (image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
         if multimask_output != self.multimask:
             return self.eager(*inputs, multimask_output=multimask_output)
-        feed = {n: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
-                for n, t in zip(_DECODER_INPUTS, inputs, strict=True)}
-        masks, iou = self.session.run(None, feed)
+        masks, iou = self.run(_feed(inputs))
         device = image_embeddings.device
         return torch.from_numpy(masks).to(device), torch.from_numpy(iou).to(device)
-
-
-def _ov_compiled(path: Path, threads: int, precision: str) -> object:
-    """``path`` (an ONNX file) compiled by OpenVINO's CPU plugin for latency on ``threads`` threads."""
-    import openvino as ov
-
-    core = ov.Core()
-    return core.compile_model(core.read_model(str(path)), "CPU", {
-        "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"})
-
-
-class OvEncoder(nn.Module):
-    """An image encoder compiled by OpenVINO for the CPU: the same call and output as the eager one."""
-
-    def __init__(self, path: Path, threads: int, img_size: int, precision: str) -> None:
-        super().__init__()
-        self.request = _ov_compiled(path, threads, precision).create_infer_request()
-        self.path, self.precision = path, precision
-        self.img_size = img_size  # read by Sam.preprocess
-        self._dummy = nn.Parameter(torch.zeros(0), requires_grad=False)  # .to() / .device for SamPredictor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.request.infer({0: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})
-        return torch.from_numpy(np.array(out[0])).to(x.device)  # a copy: the request reuses its output buffer
-
-
-class OvMaskDecoder(nn.Module):
-    """SAM's mask decoder compiled by OpenVINO (float32, dynamic prompt axes): segment-anything's call and outputs;
-    a call with the other ``multimask_output`` runs the eager decoder it keeps."""
-
-    def __init__(self, path: Path, threads: int, eager: nn.Module, multimask: bool) -> None:
-        super().__init__()
-        self.request = _ov_compiled(path, threads, "f32").create_infer_request()
-        self.path, self.multimask = path, multimask
-        self.eager = eager
-
-    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
-                dense_prompt_embeddings: torch.Tensor, multimask_output: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs = (image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
-        if multimask_output != self.multimask:
-            return self.eager(*inputs, multimask_output=multimask_output)
-        out = self.request.infer([np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32) for t in inputs])
-        device = image_embeddings.device
-        return torch.from_numpy(np.array(out[0])).to(device), torch.from_numpy(np.array(out[1])).to(device)
 
 
 def export_decoder_onnx(decoder: nn.Module, embedding_size: int, multimask: bool,
@@ -286,9 +265,7 @@ def apply_decoder_runtime(decoder: nn.Module, embedding_size: int, multimask: bo
     if not _available(runtime, strict, "mask decoder"):
         return decoder
     path = export_decoder_onnx(decoder.eval(), embedding_size, multimask, cache_dir)
-    if runtime in _OV_PRECISION:
-        return OvMaskDecoder(path, threads or torch.get_num_threads(), decoder, multimask)
-    return OrtMaskDecoder(path, threads or torch.get_num_threads(), decoder, multimask)
+    return RuntimeMaskDecoder(runtime, path, threads or torch.get_num_threads(), decoder, multimask)
 
 
 def apply_runtime(encoder: nn.Module, image_size: int, runtime: str = "eager", threads: int | None = None,
@@ -297,9 +274,7 @@ def apply_runtime(encoder: nn.Module, image_size: int, runtime: str = "eager", t
     if not _available(runtime, strict, "encoder"):
         return encoder
     path = export_onnx(encoder, image_size, cache_dir)
-    threads = threads or torch.get_num_threads()
-    if runtime in _OV_PRECISION:
-        return OvEncoder(path, threads, image_size, _OV_PRECISION[runtime])
     if runtime == "onnxruntime_int8":
         path = quantize_onnx(path)
-    return OrtEncoder(path, threads, image_size)
+    return RuntimeEncoder(runtime, path, threads or torch.get_num_threads(), image_size,
+                          _OV_PRECISION.get(runtime, "f32"))
