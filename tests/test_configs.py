@@ -247,6 +247,18 @@ def test_study_budgets_are_steps_or_epochs_never_wall_clock(compose_cfg, experim
     assert cfg.detector.iterations or cfg.detector.epochs
 
 
+def test_detector_budget_per_data_set_shared_by_every_study_preset(compose_cfg) -> None:
+    """make study, quick_all and the ablation train a data set's detectors with the same budget (so they share cached
+    stages), the mice's larger than the rats'; an explicit override still wins."""
+    budgets = compose_cfg("study").study.detector_iterations
+    assert budgets.synthetic_mice > budgets.synthetic_rats
+    for data, want in budgets.items():
+        for experiment in ([], ["experiment=quick_all"], ["experiment=qa_ablation"]):
+            assert compose_cfg("study", [f"data={data}", *experiment]).detector.iterations == want, (data, experiment)
+    assert compose_cfg("study", ["data=synthetic_mice", "detector.iterations=50"]).detector.iterations == 50
+    assert compose_cfg("study", ["data=sleap_clip"]).detector.iterations == 400  # not listed: the default
+
+
 @pytest.mark.parametrize("preset", [f"recipe={r}" for r in options("recipe")]
                          + [f"stage={s}" for s in options("stage")])
 def test_training_presets_have_no_wall_clock_budget(compose_cfg, preset: str) -> None:
