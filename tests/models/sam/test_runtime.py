@@ -3,7 +3,11 @@ stated cost; the cache."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -29,6 +33,20 @@ BF16_MASK_IOU = 0.97
 FLOAT_RUNTIMES = [("onnxruntime", "onnxruntime"), ("openvino", "openvino")]
 
 
+def _in_child(test: str, runtime: str) -> bool:
+    """OpenVINO's CPU plugin loaded into the pytest process made a later test (tests/models/sam2's Hydra app) crash
+    the whole run with SIGSEGV; its tests run in a child pytest instead. True inside that child."""
+    if runtime not in ("openvino", "openvino_bf16") or os.environ.get("SAMQA_OPENVINO_CHILD") == "1":
+        return True
+    node = f"{__file__}::{test}" + (f"[{runtime}-{runtime}]" if runtime == "openvino" else "")
+    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node],
+                           env={**os.environ, "SAMQA_OPENVINO_CHILD": "1"}, capture_output=True, text=True,
+                           check=False)
+    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
+    assert " passed" in child.stdout and "skipped" not in child.stdout, child.stdout[-2000:]
+    return False
+
+
 def _sam(seed: int = 0):
     torch.manual_seed(seed)
     return build_sam(TimmEncoder("tiny_vit_5m_224", img_size=SIZE))
@@ -40,8 +58,11 @@ def _frame() -> np.ndarray:
 
 @pytest.mark.parametrize(("runtime", "package"), FLOAT_RUNTIMES)
 def test_float_runtime_matches_eager(tmp_path, runtime: str, package: str) -> None:
-    pytest.importorskip(package, reason=f"{package} not installed (the 'fast' extra)")
+    if importlib.util.find_spec(package) is None:  # not imported here: see _in_child
+        pytest.skip(f"{package} not installed (the 'fast' extra)")
     pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
+    if not _in_child("test_float_runtime_matches_eager", runtime):
+        return
     eager = SamMaskPredictor(_sam())
     fast = SamMaskPredictor(_sam(), runtime=runtime, runtime_threads=1, runtime_cache_dir=str(tmp_path))
     assert type(fast.sam.image_encoder).__name__ == "RuntimeEncoder" and fast.sam.image_encoder.runtime == runtime
@@ -87,8 +108,12 @@ def test_onnxruntime_int8_close_to_eager_and_quantised(tmp_path) -> None:
 
 
 def test_openvino_bf16_close_to_eager(tmp_path) -> None:
-    ov = pytest.importorskip("openvino", reason="openvino not installed (the 'fast' extra)")
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino not installed (the 'fast' extra)")
     pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
+    if not _in_child("test_openvino_bf16_close_to_eager", "openvino_bf16"):
+        return
+    import openvino as ov
     eager = SamMaskPredictor(_sam())
     fast = SamMaskPredictor(_sam(), runtime="openvino_bf16", runtime_threads=1, runtime_cache_dir=str(tmp_path))
     assert fast.sam.image_encoder.runtime == "openvino_bf16" and fast.sam.image_encoder.precision == "bf16"
@@ -107,8 +132,11 @@ def test_openvino_bf16_close_to_eager(tmp_path) -> None:
 @pytest.mark.parametrize(("runtime", "package"), FLOAT_RUNTIMES)
 def test_mask_decoder_in_runtime_matches_eager_for_any_number_of_prompts_and_tokens(
         tmp_path, runtime: str, package: str) -> None:
-    pytest.importorskip(package, reason=f"{package} not installed (the 'fast' extra)")
+    if importlib.util.find_spec(package) is None:  # not imported here: see _in_child
+        pytest.skip(f"{package} not installed (the 'fast' extra)")
     pytest.importorskip("onnx", reason="onnx not installed (the 'fast' extra)")
+    if not _in_child("test_mask_decoder_in_runtime_matches_eager_for_any_number_of_prompts_and_tokens", runtime):
+        return
     sam = _sam().eval()
     side = sam.prompt_encoder.image_embedding_size[0]
     fast = apply_decoder_runtime(sam.mask_decoder, side, False, runtime, 1, tmp_path)
