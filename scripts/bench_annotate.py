@@ -54,30 +54,31 @@ from typing import Any
 
 from samqa_framework.utils.io import atomic_write_json
 
+
+def _runtime(base: list[str], runtime: str, decoder: bool = True) -> list[str]:
+    """``base`` with the predictor's encoder (and, with ``decoder``, its mask decoder) on ``runtime``, strictly."""
+    return [*base, f"annotator.predictor.runtime={runtime}", "annotator.predictor.runtime_strict=true",
+            *([] if decoder else ["annotator.predictor.runtime_decoder=false"])]
+
+
+OVERLAP = ["read_ahead=4", "encode_ahead=true"]
+READ_AHEAD = ["read_ahead=4", "encode_ahead=false"]  # frames decoded ahead, the encoder inline
 # path -> the overrides it runs with (everything else is shared)
 PATHS: dict[str, list[str]] = {
     "inline": ["read_ahead=0", "encode_ahead=false"],
-    "overlap": ["read_ahead=4", "encode_ahead=true"],
-    "overlap_ort": ["read_ahead=4", "encode_ahead=true", "annotator.predictor.runtime=onnxruntime",
-                    "annotator.predictor.runtime_strict=true"],
+    "overlap": OVERLAP,
+    "overlap_ort": _runtime(OVERLAP, "onnxruntime"),
     # the encoder ahead on one thread while the loop keeps torch's count: two teams no longer outnumber the cores
-    "overlap_1t": ["read_ahead=4", "encode_ahead=true", "annotator.predictor.ahead_threads=1"],
-    "read_ahead": ["read_ahead=4", "encode_ahead=false"],  # frames decoded ahead, the encoder inline
-    # the default loop (read_ahead) with the encoder (float32 or its matrix products in int8) and the decoder on ONNX
-    # Runtime
-    "read_ahead_ort": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=onnxruntime",
-                       "annotator.predictor.runtime_strict=true"],
-    "read_ahead_int8": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=onnxruntime_int8",
-                        "annotator.predictor.runtime_strict=true"],
-    "read_ahead_int8_enc": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=onnxruntime_int8",
-                            "annotator.predictor.runtime_strict=true", "annotator.predictor.runtime_decoder=false"],
-    # OpenVINO: the encoder at float32 / bfloat16 (AMX where the CPU has it), the decoder at float32
-    "read_ahead_ov": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=openvino",
-                      "annotator.predictor.runtime_strict=true"],
-    "read_ahead_ov_bf16": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=openvino_bf16",
-                           "annotator.predictor.runtime_strict=true"],
-    "read_ahead_ov_bf16_enc": ["read_ahead=4", "encode_ahead=false", "annotator.predictor.runtime=openvino_bf16",
-                               "annotator.predictor.runtime_strict=true", "annotator.predictor.runtime_decoder=false"],
+    "overlap_1t": [*OVERLAP, "annotator.predictor.ahead_threads=1"],
+    "read_ahead": READ_AHEAD,
+    # the default loop (read_ahead) with the encoder (float32, int8 products, bfloat16) and the decoder (float32) on
+    # ONNX Runtime or OpenVINO; *_enc: the encoder only
+    "read_ahead_ort": _runtime(READ_AHEAD, "onnxruntime"),
+    "read_ahead_int8": _runtime(READ_AHEAD, "onnxruntime_int8"),
+    "read_ahead_int8_enc": _runtime(READ_AHEAD, "onnxruntime_int8", decoder=False),
+    "read_ahead_ov": _runtime(READ_AHEAD, "openvino"),
+    "read_ahead_ov_bf16": _runtime(READ_AHEAD, "openvino_bf16"),
+    "read_ahead_ov_bf16_enc": _runtime(READ_AHEAD, "openvino_bf16", decoder=False),
 }
 PASSIVE = "+passive"
 BASELINE = "inline"
