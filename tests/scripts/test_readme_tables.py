@@ -40,6 +40,27 @@ def test_a_block_is_replaced_by_the_tables_of_a_results_file(tmp_path: Path, blo
         assert "IDF1 / HOTA: tracker variant `paper` (the paper's ByteTrack)." in text  # which columns these are
 
 
+def test_the_ablation_block_joins_one_results_file_per_data_set_and_other_blocks_take_one(tmp_path: Path) -> None:
+    rats, mice = tmp_path / "rats" / "results.json", tmp_path / "mice" / "results.json"
+    for f, row in ((rats, _row("SAM-QA [qa=default]", "synthetic_rats", 98.3)),
+                   (mice, _row("SAM-QA [qa=default]", "synthetic_mice", 91.4))):
+        f.parent.mkdir()
+        f.write_text(json.dumps([row]))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- ablation:begin -->\n<!-- ablation:end -->\n<!-- table2:begin -->\n<!-- table2:end -->\n")
+    run = _run("--results", str(rats), str(mice), "--block", "ablation", "--readme", str(readme))
+    assert run.returncode == 0, run.stderr
+    text = readme.read_text()
+    assert text.index("synthetic_rats") < text.index("synthetic_mice") and "| 98.3 " in text and "| 91.4 " in text
+    assert "`results.json` of `rats`, `results.json` of `mice`" in text
+    one = text.split("sha256 ")[1][:12]
+    mice.write_text(json.dumps([_row("SAM-QA [qa=default]", "synthetic_mice", 91.5)]))  # the digest covers both
+    assert _run("--results", str(rats), str(mice), "--block", "ablation", "--readme", str(readme)).returncode == 0
+    assert readme.read_text().split("sha256 ")[1][:12] != one
+    refused = _run("--results", str(rats), str(mice), "--block", "table2", "--readme", str(readme))
+    assert refused.returncode != 0 and "reads one --results file (2 given)" in refused.stderr
+
+
 def test_a_named_table2_block_adds_the_runs_minutes_from_runs_json_beside_it(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     results.write_text(json.dumps([_row("Manual", "synthetic_mice", 90.0, 0.5)]))
