@@ -46,6 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from samqa_framework.utils.signal_stack import ensure_roomy_alt_stack
+
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("eager", "onnxruntime", "onnxruntime_int8", "openvino", "openvino_bf16")
@@ -91,6 +93,7 @@ def _openvino_graph(path: Path, threads: int, precision: str) -> Graph:
     request = core.compile_model(core.read_model(str(path)), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision,
         "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    ensure_roomy_alt_stack()  # the plugin left this thread a signal stack too small for AMX frames: see there
     # copies: the request reuses its output buffers on the next call
     return lambda inputs: [np.array(out) for out in request.infer(inputs).values()]
 
