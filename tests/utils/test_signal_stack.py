@@ -22,6 +22,9 @@ assert ss.alt_stack() == (True, 16384)
 assert ss.ensure_roomy_alt_stack() is True
 assert ss.alt_stack() == (True, ss.needed_bytes()), ss.alt_stack()
 assert ss.ensure_roomy_alt_stack() is False  # already roomy: kept
+first = ss._local.stack
+assert libc.sigaltstack(ctypes.byref(ss._StackT(ctypes.addressof(small), 0, 16384)), None) == 0  # swapped again
+assert ss.ensure_roomy_alt_stack() is True and ss._local.stack is first  # the thread's stack, reused
 assert libc.sigaltstack(ctypes.byref(ss._StackT(None, ss.SS_DISABLE, 0)), None) == 0
 assert ss.ensure_roomy_alt_stack() is False and ss.alt_stack()[0] is False  # none: signals use the thread's stack
 print("OK", ss.needed_bytes())

@@ -5,7 +5,7 @@ OpenVINO's CPU plugin (2026.4), when it starts, gives the calling thread its own
 with ``SA_ONSTACK``, so a signal with a Python handler (torch's DataLoader sets one for SIGCHLD) is delivered on that
 stack, and once the thread holds AMX state the kernel cannot fit the frame there: it kills the process with SIGSEGV
 (si_code SI_KERNEL; seen as pytest dying in a later test's ``subprocess.run``). No library sizes the stack for us,
-so :func:`ensure_roomy_alt_stack` swaps a too-small one for a larger one, kept for the life of the process.
+so :func:`ensure_roomy_alt_stack` swaps a too-small one for a larger one, one per thread for its lifetime.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ AT_MINSIGSTKSZ = 51  # getauxval key: the kernel's minimum frame for the feature
 AMX_TILE_BYTES = 8192  # XTILEDATA, added to the frame once a thread uses AMX
 MIN_BYTES = 64 * 1024
 
-_kept: list[ctypes.Array] = []  # stacks handed to the kernel: never freed
-_lock = threading.Lock()
+_local = threading.local()  # each thread's roomy stack, reused when a library swaps in a small one again
 
 
 class _StackT(ctypes.Structure):
@@ -60,9 +59,9 @@ def ensure_roomy_alt_stack() -> bool:
     size = needed_bytes()
     if current.ss_flags & (SS_DISABLE | SS_ONSTACK) or current.ss_size >= size:
         return False  # none, in use right now (inside a handler), or large enough
-    with _lock:
-        buffer = ctypes.create_string_buffer(size)
-        _kept.append(buffer)
+    buffer = getattr(_local, "stack", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _local.stack = ctypes.create_string_buffer(size)  # lives as long as its thread
     roomy = _StackT(ctypes.addressof(buffer), 0, size)
     if libc.sigaltstack(ctypes.byref(roomy), None) != 0:
         raise OSError(ctypes.get_errno(), f"sigaltstack ({size} bytes)")
