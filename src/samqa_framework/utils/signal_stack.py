@@ -5,7 +5,7 @@ OpenVINO's CPU plugin (2026.4), when it starts, gives the calling thread its own
 with ``SA_ONSTACK``, so a signal with a Python handler (torch's DataLoader sets one for SIGCHLD) is delivered on that
 stack, and once the thread holds AMX state the kernel cannot fit the frame there: it kills the process with SIGSEGV
 (si_code SI_KERNEL; seen as pytest dying in a later test's ``subprocess.run``). No library sizes the stack for us,
-so :func:`ensure_roomy_alt_stack` swaps a too-small one for a larger one, one per thread for its lifetime.
+so :func:`ensure_roomy_alt_stack` swaps a too-small one for a larger one, one per thread, never freed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ AMX_TILE_BYTES = 8192  # XTILEDATA, added to the frame once a thread uses AMX
 MIN_BYTES = 64 * 1024
 
 _local = threading.local()  # each thread's roomy stack, reused when a library swaps in a small one again
+_never_freed: list[ctypes.Array] = []  # the kernel may write to a stack until the process ends (one per thread)
 
 
 class _StackT(ctypes.Structure):
@@ -61,7 +62,8 @@ def ensure_roomy_alt_stack() -> bool:
         return False  # none, in use right now (inside a handler), or large enough
     buffer = getattr(_local, "stack", None)
     if buffer is None or len(buffer) < size:
-        buffer = _local.stack = ctypes.create_string_buffer(size)  # lives as long as its thread
+        buffer = _local.stack = ctypes.create_string_buffer(size)
+        _never_freed.append(buffer)
     roomy = _StackT(ctypes.addressof(buffer), 0, size)
     if libc.sigaltstack(ctypes.byref(roomy), None) != 0:
         raise OSError(ctypes.get_errno(), f"sigaltstack ({size} bytes)")
