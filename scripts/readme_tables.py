@@ -348,6 +348,17 @@ def render(block: str, rows: Sequence[Mapping[str, Any]], runs: Sequence[Mapping
     raise SystemExit(f"unknown block {block!r} (table2 | table2_<name> | ablation)")
 
 
+def _rows(path: Path, raw: bytes) -> list[Mapping[str, Any]]:
+    """A results.json's rows, or an error naming the file."""
+    try:
+        rows = json.loads(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{path}: not JSON ({exc})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "method" in r for r in rows):
+        raise SystemExit(f"{path}: not a study's results.json (a list of rows with a 'method')")
+    return rows
+
+
 def replace_block(text: str, block: str, body: str, readme: Path) -> str:
     pattern = re.compile(rf"(<!-- {re.escape(block)}:begin -->\n).*?(<!-- {re.escape(block)}:end -->)", re.S)
     if not pattern.search(text):
@@ -362,7 +373,7 @@ def main() -> None:
                              "ablation: one or more results.json (e.g. one multirun per data set), rows in order")
     parser.add_argument("--block", required=True,
                         help="table2, table2_<name> (a results.json; runs.json beside it adds the minutes) | "
-                             "ablation (a results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
+                             "ablation (one or more results.json) | qa_pareto_<data set> (a pareto.json) | qa_check | "
                              "bench_review (bench_review.py's --out) | bench_annotate (bench_annotate.py's --out) | "
                              "bench_encoders (bench_encoders.py's --out) | worked_example, worked_example_seeds (a "
                              "results.json, runs.json beside it; _seeds: without stage minutes)")
@@ -373,8 +384,9 @@ def main() -> None:
     sources = args.results
     args.results = sources[0]
     if args.block == "ablation":  # the rows of each file in turn; the digest covers every file
-        data = b"".join(f.read_bytes() for f in sources)
-        rendered = render(args.block, [row for f in sources for row in json.loads(f.read_bytes())])
+        raw = [f.read_bytes() for f in sources]
+        data = b"".join(raw)
+        rendered = render(args.block, [row for f, b in zip(sources, raw, strict=True) for row in _rows(f, b)])
     elif args.block == "qa_check":
         rendered, data = qa_check_block(args.results)
     else:

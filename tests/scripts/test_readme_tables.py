@@ -59,6 +59,10 @@ def test_the_ablation_block_joins_one_results_file_per_data_set_and_other_blocks
     assert readme.read_text().split("sha256 ")[1][:12] != one
     refused = _run("--results", str(rats), str(mice), "--block", "table2", "--readme", str(readme))
     assert refused.returncode != 0 and "reads one --results file (2 given)" in refused.stderr
+    mice.write_text("{not json")  # a broken file is named, the README left as it was
+    before = readme.read_text()
+    broken = _run("--results", str(rats), str(mice), "--block", "ablation", "--readme", str(readme))
+    assert broken.returncode != 0 and f"{mice}: not JSON" in broken.stderr and readme.read_text() == before
 
 
 def test_a_named_table2_block_adds_the_runs_minutes_from_runs_json_beside_it(tmp_path: Path) -> None:

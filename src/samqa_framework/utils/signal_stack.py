@@ -11,6 +11,7 @@ so :func:`ensure_roomy_alt_stack` swaps a too-small one for a larger one, one pe
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 
@@ -27,11 +28,19 @@ class _StackT(ctypes.Structure):
     _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.getauxval.restype = ctypes.c_ulong
     libc.getauxval.argtypes = [ctypes.c_ulong]
     return libc
+
+
+def _current() -> _StackT:
+    current = _StackT()
+    if _libc().sigaltstack(None, ctypes.byref(current)) != 0:
+        raise OSError(ctypes.get_errno(), "sigaltstack (query)")
+    return current
 
 
 def needed_bytes() -> int:
@@ -43,9 +52,7 @@ def needed_bytes() -> int:
 
 def alt_stack() -> tuple[bool, int]:
     """This thread's alternate signal stack: (enabled, size in bytes)."""
-    current = _StackT()
-    if _libc().sigaltstack(None, ctypes.byref(current)) != 0:
-        raise OSError(ctypes.get_errno(), "sigaltstack")
+    current = _current()
     return not current.ss_flags & SS_DISABLE, int(current.ss_size)
 
 
@@ -54,10 +61,7 @@ def ensure_roomy_alt_stack() -> bool:
     a thread without one delivers signals on its own stack, which is large). True when it swapped the stack."""
     if not sys.platform.startswith("linux"):
         return False
-    libc, current = _libc(), _StackT()
-    if libc.sigaltstack(None, ctypes.byref(current)) != 0:
-        raise OSError(ctypes.get_errno(), "sigaltstack (query)")
-    size = needed_bytes()
+    current, size = _current(), needed_bytes()
     if current.ss_flags & (SS_DISABLE | SS_ONSTACK) or current.ss_size >= size:
         return False  # none, in use right now (inside a handler), or large enough
     buffer = getattr(_local, "stack", None)
@@ -65,6 +69,6 @@ def ensure_roomy_alt_stack() -> bool:
         buffer = _local.stack = ctypes.create_string_buffer(size)
         _never_freed.append(buffer)
     roomy = _StackT(ctypes.addressof(buffer), 0, size)
-    if libc.sigaltstack(ctypes.byref(roomy), None) != 0:
+    if _libc().sigaltstack(ctypes.byref(roomy), None) != 0:
         raise OSError(ctypes.get_errno(), f"sigaltstack ({size} bytes)")
     return True
