@@ -244,7 +244,7 @@ def bench_encoders_block(report: Mapping[str, Any], targets: Mapping[int, float]
 # The worked example's targets (issue 14, item 5): IDF1 points below the manual row, interventions per 100 frames,
 # minutes of the whole run (stages that ran, summed over the jobs).
 WORKED_TARGETS = {"idf1_gap": 5.0, "interventions": 5.0, "minutes": 30.0}
-STAGE_NAMES = {"train_models": "SAM student", "annotate": "annotation", "export": "export", "detector": "YOLOv8n",
+STAGE_NAMES = {"train_models": "model training", "annotate": "annotation", "export": "export", "detector": "YOLOv8n",
                "detect": "detection", "track": "tracking + TrackEval"}
 
 

@@ -309,7 +309,7 @@ def test_a_worked_example_block_puts_manual_and_samqa_side_by_side_with_targets_
     assert "3.2 interventions per 100 frames (meets at most 5)" in text
     # every stage once: 6 + 420 + 60 + 480 + 180 + 420 + 60 s
     assert "the stages took 27.1 min in all (meets 30 min)" in text
-    assert "SAM student 8.0, annotation 3.1, YOLOv8n 14.0, detection 2.0" in text and "(val/iou): 0.812" in text
+    assert "model training 8.0, annotation 3.1, YOLOv8n 14.0, detection 2.0" in text and "(val/iou): 0.812" in text
     assert "2 stage(s) of this run came from the cache" in text
     # the tracker variants on the same detections follow the targets
     assert text.index("Tracker variants (same detections)") > text.index("Minutes per stage")

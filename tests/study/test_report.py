@@ -42,7 +42,7 @@ def test_rows_are_collected_in_job_order_and_written_as_table2(tmp_path: Path) -
     header, lines = table2(got)
     assert header[4:8] == ["rats IDF1", "rats HOTA", "mice IDF1", "mice HOTA"]
     samqa = next(line for line in lines if line[0] == "SAM-QA")
-    assert samqa[3] == "3.0 / 100 frames" and samqa[4:8] == ["80.0", "60.0", "80.0", "60.0"]
+    assert samqa[3] == "3.0, 3.0 / 100 frames" and samqa[4:8] == ["80.0", "60.0", "80.0", "60.0"]
     skipped = next(line for line in lines if line[0] == "Grounding DINO")
     assert skipped[4] == "skipped" and "rats: set annotator.sam2.checkpoint" in skipped[-1]
     assert [line[3] for line in lines if line[0] == "SAM 2 video"] == ["30", "15"]
@@ -93,3 +93,46 @@ def test_a_zero_in_table2_and_the_variants_says_why() -> None:
     assert header[-1] == "zeros" and v_lines[0][-1] == f"paper: {why}"  # max_ids scored 90: no note
     fine = _row("SAM-QA", "rats")
     assert table2([fine])[1][0][-1] == "" and variants_table([fine])[1][0][-1] == ""
+
+
+def _seeds(*figures: tuple[str | None, float, float]) -> dict:
+    """A diagnosis over detector seeds as the study writes it: per seed the sentence with its figures."""
+    per_seed = {str(s): {"max_conf": top, "median_conf": mid,
+                         "why": why and f"{why} (max conf {top:.2f}, median {mid:.2f})"}
+                for s, (why, top, mid) in enumerate(figures)}
+    return {"why": "; ".join(f"seed {s}: {d['why']}" for s, d in per_seed.items() if d["why"]) or None,
+            "per_seed": per_seed}
+
+
+def test_seeds_failing_for_one_reason_are_told_once_with_their_figures_as_ranges() -> None:
+    none = "no track started: no detection >= new_track_thresh 0.9"
+    low = "most detections below track_high_thresh 0.5: only the second association sees them"
+    diag = _seeds((none, 0.78, 0.37), (none, 0.76, 0.34), (low, 0.95, 0.31))
+    row = _row("U-Net", "mice", idf1=0.0) | {"diagnosis": diag}
+    row["variants"] = {v: {"IDF1": 0.0, "HOTA": 0.0, "IDF1_per_seed": {"0": 0.0, "1": 0.0, "2": 0.0},
+                           "diagnosis": diag} for v in ("paper", "max_ids")}
+    row["variants"]["robust"] = {"IDF1": 59.3, "HOTA": 47.4, "IDF1_per_seed": {"0": 60.0, "1": 55.0, "2": 63.0},
+                                 "diagnosis": _seeds((low, 0.79, 0.31), (None, 0.8, 0.6), (low, 0.79, 0.33))}
+    expected = (f"2/3 seeds: {none} (max conf 0.76-0.78, median 0.34-0.37); "
+                f"1/3 seeds: {low} (max conf 0.95, median 0.31)")
+    assert table2([row])[1][0][-1] == f"mice: {expected}"
+    # the variants with the same diagnosis are named together; robust scored, so it has no zero note
+    assert variants_table([row])[1][0][-1] == f"paper, max_ids: {expected}"
+    row["variants"]["max_ids"]["diagnosis"] = {"why": None, "per_seed": {"0": {"why": None}}}
+    assert variants_table([row])[1][0][-1] == f"paper: {expected}; max_ids: no figure explains it"
+
+
+def test_samqa_interventions_per_data_set_in_column_order() -> None:
+    rats, mice = _row("SAM-QA", "rats", annotator="samqa"), _row("SAM-QA", "mice", annotator="samqa")
+    mice["interventions_per_100_frames"] = 11.25
+    header, lines = table2([rats, mice])
+    assert header[4] == "rats IDF1" and lines[0][3] == "3.0, 11.2 / 100 frames"
+    skipped = _row("SAM 2 video", "rats", "skipped", None, interval=15)
+    assert table2([skipped])[1][0][3] == "15"  # a fixed interval is a setting: shown even when the job was skipped
+
+
+def test_a_reason_shared_by_data_sets_is_told_once() -> None:
+    rows = [_row("DINOv2", d, "skipped", None) for d in ("rats", "mice")] + [_row("DINOv2", "flies", "failed", None)]
+    rows[2]["reason"] = "ValueError: bad frames.txt line 3"
+    assert table2(rows)[1][0][-1] == ("rats, mice: set annotator.sam2.checkpoint; "
+                                      "flies: ValueError: bad frames.txt line 3")

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,15 +85,46 @@ def _fmt(v: Any, sd: float | None = None) -> str:
     return text if sd is None or v is None else f"{text} ± {sd:.1f}"
 
 
-def _prompting(row: Mapping[str, Any]) -> str:
-    """Table 2's "Prompt interval" column: the fixed interval, else SAM-QA's measured interventions per 100
-    frames (its prompts follow the checks, not a clock)."""
-    if row.get("prompt_interval"):
-        return str(row["prompt_interval"])
-    ipf = row.get("interventions_per_100_frames")
-    if row.get("annotator", "").startswith("samqa") and ipf is not None:
-        return f"{ipf:.1f} / 100 frames"
-    return "-"
+def _prompting(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Table 2's "Prompt interval" column for one method's rows (one per data set, in column order): the fixed
+    interval, else SAM-QA's measured interventions per 100 frames (its prompts follow the checks, not a clock),
+    e.g. ``4.6, 3.5 / 100 frames`` for two data sets."""
+    fixed = list(dict.fromkeys(str(r["prompt_interval"]) for r in rows if r.get("prompt_interval")))
+    if fixed:
+        return " / ".join(fixed)
+    ipf = [r["interventions_per_100_frames"] for r in rows if r.get("annotator", "").startswith("samqa")
+           and r.get("interventions_per_100_frames") is not None]
+    return ", ".join(f"{v:.1f}" for v in ipf) + " / 100 frames" if ipf else "-"
+
+
+# A diagnosis sentence ends with its figures, "(max conf 0.78, median 0.37)"; seeds that fail for one reason are
+# told once, their figures as ranges.
+_FIGURES = re.compile(r" \(max conf [^()]*\)$")
+
+
+def _span(values: Sequence[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f}"
+
+
+def diagnosis_note(diagnosis: Mapping[str, Any] | None) -> str:
+    """A tracker variant's diagnosis (``variants.<name>.diagnosis``) as one phrase per reason, e.g. ``3/3 seeds:
+    no track started: no detection >= new_track_thresh 0.9 (max conf 0.75-0.78, median 0.34-0.37)``; a single
+    detector's diagnosis is its sentence. Empty when nothing needs explaining."""
+    per_seed = (diagnosis or {}).get("per_seed")
+    if not per_seed:
+        return (diagnosis or {}).get("why") or ""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for figures in per_seed.values():
+        if figures and figures.get("why"):
+            groups.setdefault(_FIGURES.sub("", figures["why"]), []).append(figures)
+    parts = []
+    for reason, seeds in groups.items():
+        tops = [f["max_conf"] for f in seeds if f.get("max_conf") is not None]
+        mids = [f["median_conf"] for f in seeds if f.get("median_conf") is not None]
+        spread = f" (max conf {_span(tops)}, median {_span(mids)})" if tops and mids else ""
+        parts.append(f"{len(seeds)}/{len(per_seed)} seeds: {reason}{spread}")
+    return "; ".join(parts)
 
 
 def table2(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -107,21 +139,21 @@ def table2(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]
     for (_name, _interval), by_ds in methods.items():
         first = next(iter(by_ds.values()))
         line = [first["method"], str(first.get("zero_shot", "-")), str(first.get("post_processing", "-")),
-                " / ".join(dict.fromkeys(_prompting(r) for r in by_ds.values()))]
-        notes = []
+                _prompting([by_ds[d] for d in datasets if d in by_ds])]
+        notes: dict[str, list[str]] = {}  # a reason -> the data sets it holds for, told once
         for d in datasets:
             r = by_ds.get(d)
             if r is None:
                 line += ["", ""]
             elif r["status"] == "ok":
                 line += [_fmt(r["IDF1"], r.get("IDF1_sd")), _fmt(r["HOTA"], r.get("HOTA_sd"))]
-                why = (r.get("diagnosis") or {}).get("why")
+                why = diagnosis_note(r.get("diagnosis"))
                 if why:  # a zero or a low score says why, with the detector's figures against the tracker's
-                    notes.append(f"{d}: {why}")
+                    notes.setdefault(why, []).append(d)
             else:
                 line += [r["status"], r["status"]]
-                notes.append(f"{d}: {r['reason']}")
-        lines.append([*line, "; ".join(notes)])
+                notes.setdefault(r["reason"], []).append(d)
+        lines.append([*line, "; ".join(f"{', '.join(ds)}: {why}" for why, ds in notes.items())])
     return header, lines
 
 
@@ -152,11 +184,14 @@ def headline_variant(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _zeros(variants: Mapping[str, Mapping[str, Any]]) -> str:
-    """Why each variant that scored IDF1 0 did (its diagnosis), e.g. "paper: no detection >= 0.9 ..."."""
+    """Why each variant that scored IDF1 0 did (its diagnosis), variants with the same reasons named together, e.g.
+    "paper, max_ids: 3/3 seeds: no track started: no detection >= new_track_thresh 0.9 (...)"."""
     zero = [name for name, v in variants.items()
             if v.get("IDF1") == 0 or 0 in (v.get("IDF1_per_seed") or {}).values()]  # one seed's zero counts
-    return "; ".join(f"{name}: {(variants[name].get('diagnosis') or {}).get('why') or 'no figure explains it'}"
-                     for name in zero)
+    notes: dict[str, list[str]] = {}
+    for name in zero:
+        notes.setdefault(diagnosis_note(variants[name].get("diagnosis")) or "no figure explains it", []).append(name)
+    return "; ".join(f"{', '.join(names)}: {note}" for note, names in notes.items())
 
 
 def stage_times(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
