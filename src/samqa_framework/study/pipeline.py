@@ -15,7 +15,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from samqa_framework.data.yolo_export import export_yolo, write_data_yaml
 from samqa_framework.evaluate.report import write_report
 from samqa_framework.evaluate.trackeval_runner import COMBINED, evaluate_dirs
 from samqa_framework.study.cache import StageCache, StageResult
+from samqa_framework.track.bytetrack import frames_of
 from samqa_framework.training import train
 from samqa_framework.utils.config import to_plain
 from samqa_framework.utils.errors import ConfigError, check_number
@@ -238,7 +239,7 @@ class StudyJob:
                 for seq in manifest.sequences(dataset_dir, "eval"):
                     info = seq.info
                     dets = read_mot(Path(detections.outputs["dir"]) / f"{seq.name}.txt", num_frames=info.seq_length)
-                    tracks = tracker.track(_frames_of(dets, info.seq_length), (info.width, info.height))
+                    tracks = tracker.track(frames_of(dets, info.seq_length), (info.width, info.height))
                     write_mot(pred_dir / f"{seq.name}.txt", tracks, columns=10)
                     confs.append(dets.conf)
                     started += len(np.unique(tracks.track_id))
@@ -334,17 +335,6 @@ def _without(value: Any, path: str, ignore: list[str]) -> Any:
         return value
     prefix = f"{path}." if path else ""
     return {k: _without(v, f"{prefix}{k}", ignore) for k, v in value.items() if f"{prefix}{k}" not in ignore}
-
-
-def _frames_of(dets: MotTable, num_frames: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Every frame 1..num_frames with its (K, 6) x1 y1 x2 y2 score cls detections (ByteTrack must see each)."""
-    by_frame = dict(dets.frame_slices())
-    for frame in range(1, num_frames + 1):
-        rows = by_frame.get(frame)
-        if rows is None:
-            yield frame, np.zeros((0, 6), np.float32)
-        else:
-            yield frame, np.hstack([rows.xyxy, rows.conf[:, None], np.zeros((len(rows), 1))]).astype(np.float32)
 
 
 def method_info(cfg: DictConfig) -> dict[str, Any]:

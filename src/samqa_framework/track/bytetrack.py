@@ -176,3 +176,14 @@ def _suppress(detections: Iterable[tuple[int, np.ndarray]], iou: float) -> Itera
             keep = nms(torch.from_numpy(det[:, :4]), torch.from_numpy(det[:, 4]), iou).numpy()
             det = det[np.sort(keep)]
         yield frame, det
+
+
+def frames_of(dets: MotTable, num_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Every frame 1..num_frames with its (K, 6) x1 y1 x2 y2 score cls detections (ByteTrack must see each)."""
+    by_frame = dict(dets.frame_slices())
+    for frame in range(1, num_frames + 1):
+        rows = by_frame.get(frame)
+        if rows is None:
+            yield frame, np.zeros((0, 6), np.float32)
+        else:
+            yield frame, np.hstack([rows.xyxy, rows.conf[:, None], np.zeros((len(rows), 1))]).astype(np.float32)
