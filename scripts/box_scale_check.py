@@ -63,8 +63,12 @@ def retrack(detect_dir: Path, tracker: ByteTrack, dataset_dir: Path, scale: floa
 
 def job_stages(run: Path, method: str, data: str) -> Mapping[str, Mapping[str, Any]]:
     """The stages (name -> cache folder etc.) of the run's job for ``method`` on ``data`` (its ``runs.json``)."""
-    jobs = [r for r in json.loads((run / "runs.json").read_text(encoding="utf-8"))
-            if r.get("method") == method and r.get("dataset") == data]
+    path = run / "runs.json"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: cannot read the run's jobs ({type(exc).__name__}: {exc})") from None
+    jobs = [r for r in rows if isinstance(r, dict) and r.get("method") == method and r.get("dataset") == data]
     if len(jobs) != 1:
         raise SystemExit(f"{run / 'runs.json'}: {len(jobs)} jobs of method {method!r} on {data!r} (need one)")
     return jobs[0]["stages"]
@@ -77,11 +81,12 @@ def check(run: Path, method: str, data: str, dataset_dir: Path, scales: Sequence
     seeds = sorted(name[len("detect[seed="):-1] for name in stages if name.startswith("detect[seed="))
     pairs = [(f"detect[seed={s}]", f"track[seed={s}]") for s in seeds] or [("detect", "track")]
     out: dict[str, Any] = {"run": str(run), "method": method, "data": data, "variant": variant, "scales": {}}
+    # each seed's detections and tracker, read once for every scale
+    jobs = {seed: (Path(stages[det]["dir"]), tracker_of(Path(stages[trk]["dir"]), variant))
+            for (det, trk), seed in zip(pairs, seeds or ["-"], strict=True)}
     for scale in scales:
-        per_seed = {}
-        for (det, trk), seed in zip(pairs, seeds or ["-"], strict=True):
-            tracker = tracker_of(Path(stages[trk]["dir"]), variant)
-            per_seed[seed] = retrack(Path(stages[det]["dir"]), tracker, dataset_dir, scale)
+        per_seed = {seed: retrack(detect_dir, tracker, dataset_dir, scale)
+                    for seed, (detect_dir, tracker) in jobs.items()}
         mean = {k: float(np.mean([f[k] for f in per_seed.values()])) for k in FIGURES}
         out["scales"][f"{scale:g}"] = {"per_seed": per_seed, "mean": mean}
     return out

@@ -73,6 +73,8 @@ def test_a_job_not_in_the_run_or_a_bad_scale_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="must be > 0"):
         module.main(["--run", str(run), "--method", "SAM-QA", "--data", "mice", "--dataset-dir", str(data),
                      "--scales", "0"])
+    with pytest.raises(SystemExit, match=r"runs\.json: cannot read the run's jobs"):
+        module.main(["--run", str(tmp_path), "--method", "SAM-QA", "--data", "mice", "--dataset-dir", str(data)])
     with pytest.raises(SystemExit, match="no such tracker variant"):
         module.main(["--run", str(run), "--method", "SAM-QA", "--data", "mice", "--dataset-dir", str(data),
                      "--variant", "paper"])
