@@ -127,6 +127,10 @@ def test_samqa_interventions_per_data_set_in_column_order() -> None:
     mice["interventions_per_100_frames"] = 11.25
     header, lines = table2([rats, mice])
     assert header[4] == "rats IDF1" and lines[0][3] == "3.0, 11.2 / 100 frames"
+    # a SAM-QA job on one of two data sets: its lone figure names the data set it was measured on
+    other = _row("Manual", "rats")
+    assert table2([other, mice])[1][1][3] == "mice 11.2 / 100 frames"
+    assert table2([mice])[1][0][3] == "11.2 / 100 frames"  # one data set in the table: nothing to confuse
     skipped = _row("SAM 2 video", "rats", "skipped", None, interval=15)
     assert table2([skipped])[1][0][3] == "15"  # a fixed interval is a setting: shown even when the job was skipped
 

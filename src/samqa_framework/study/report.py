@@ -85,16 +85,20 @@ def _fmt(v: Any, sd: float | None = None) -> str:
     return text if sd is None or v is None else f"{text} ± {sd:.1f}"
 
 
-def _prompting(rows: Sequence[Mapping[str, Any]]) -> str:
+def _prompting(rows: Sequence[Mapping[str, Any]], n_datasets: int = 1) -> str:
     """Table 2's "Prompt interval" column for one method's rows (one per data set, in column order): the fixed
     interval, else SAM-QA's measured interventions per 100 frames (its prompts follow the checks, not a clock),
-    e.g. ``4.6, 3.5 / 100 frames`` for two data sets."""
+    e.g. ``4.6, 3.5 / 100 frames`` for two data sets. When the figures do not cover all ``n_datasets`` columns,
+    each names its data set (``mice 2.0 / 100 frames``), so a lone figure is not read as another column's."""
     fixed = list(dict.fromkeys(str(r["prompt_interval"]) for r in rows if r.get("prompt_interval")))
     if fixed:
         return " / ".join(fixed)
-    ipf = [r["interventions_per_100_frames"] for r in rows if r.get("annotator", "").startswith("samqa")
-           and r.get("interventions_per_100_frames") is not None]
-    return ", ".join(f"{v:.1f}" for v in ipf) + " / 100 frames" if ipf else "-"
+    ipf = [(r["dataset"], r["interventions_per_100_frames"]) for r in rows
+           if r.get("annotator", "").startswith("samqa") and r.get("interventions_per_100_frames") is not None]
+    if not ipf:
+        return "-"
+    named = n_datasets > 1 and len(ipf) < n_datasets
+    return ", ".join(f"{d} {v:.1f}" if named else f"{v:.1f}" for d, v in ipf) + " / 100 frames"
 
 
 # A diagnosis sentence ends with its figures, "(max conf 0.78, median 0.37)"; seeds that fail for one reason are
@@ -139,7 +143,7 @@ def table2(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]
     for (_name, _interval), by_ds in methods.items():
         first = next(iter(by_ds.values()))
         line = [first["method"], str(first.get("zero_shot", "-")), str(first.get("post_processing", "-")),
-                _prompting([by_ds[d] for d in datasets if d in by_ds])]
+                _prompting([by_ds[d] for d in datasets if d in by_ds], len(datasets))]
         notes: dict[str, list[str]] = {}  # a reason -> the data sets it holds for, told once
         for d in datasets:
             r = by_ds.get(d)
